@@ -1,0 +1,89 @@
+"""Policy range of a bill: split each fee line into full self-pay, over-price-limit, 先行自付 and in-scope.
+
+Seed 002 二、1-4: the policy range excludes 丙类 items (全自费), the part of a price above its limit
+(超限价), and the 先行自付 share of 乙类 drugs (5%), negotiated drugs (10%) and 乙类 services (10%);
+a consumable used with a service the insurance does not pay is not paid either (耗材随项目).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from schemas.models import FeeDetail
+
+from .money import ZERO, fen, num, pct
+from .policy import Catalog
+
+_LV_NAME = {"01": "甲类", "02": "乙类", "03": "丙类"}
+_TYPE_NAME = {"drug": "药品", "service": "诊疗项目", "consumable": "耗材"}
+
+
+@dataclass(frozen=True, slots=True)
+class LineSplit:
+    feedetl_sn: str
+    fee: Decimal
+    fulamt_ownpay_amt: Decimal
+    overlmt_amt: Decimal
+    preselfpay_amt: Decimal
+    inscp_scp_amt: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BillTotals:
+    medfee_sumamt: Decimal
+    fulamt_ownpay_amt: Decimal
+    overlmt_selfpay: Decimal
+    preselfpay_amt: Decimal
+    inscp_scp_amt: Decimal
+
+
+def _preselfpay_rate(line: FeeDetail, catalog: Catalog) -> tuple[Decimal, str]:
+    if line.nego_drug_flag == "1":
+        return catalog.negotiated_drug_preselfpay, "catalog.negotiated_drug_preselfpay"
+    if line.chrgitm_lv == "01":
+        return ZERO, ""
+    if line.list_type == "drug":
+        return catalog.drug_class_b_preselfpay, "catalog.drug_class_b_preselfpay"
+    if line.list_type == "service":
+        return catalog.service_class_b_preselfpay, "catalog.service_class_b_preselfpay"
+    return catalog.consumable_class_b_preselfpay, "catalog.consumable_class_b_preselfpay"
+
+
+def split_bill(lines: list[FeeDetail], catalog: Catalog, steps: list) -> tuple[list[LineSplit], BillTotals]:
+    """Split every line; append a derivation step for each line that is not wholly in scope."""
+    unpaid_services = {
+        f.feedetl_sn for f in lines if f.list_type == "service" and f.chrgitm_lv == "03"
+    }
+    out = []
+    for line in lines:
+        fee = line.det_item_fee_sumamt
+        what = f"line {line.feedetl_sn} {_LV_NAME[line.chrgitm_lv]}{_TYPE_NAME[line.list_type]}"
+        if line.chrgitm_lv == "03":
+            steps.append(("catalog.class_c", f"{what} {num(fee)} 全自费"))
+            out.append(LineSplit(line.feedetl_sn, fee, fee, ZERO, ZERO, ZERO))
+            continue
+        if line.svc_feedetl_sn in unpaid_services:
+            steps.append(("catalog.consumable_follows_service",
+                          f"{what} {num(fee)} 全自费 (used with unpaid service {line.svc_feedetl_sn})"))
+            out.append(LineSplit(line.feedetl_sn, fee, fee, ZERO, ZERO, ZERO))
+            continue
+        over = ZERO
+        if line.pric_uplmt_amt is not None:
+            limit = fen(line.pric_uplmt_amt * (line.cnt if line.cnt is not None else 1))
+            if fee > limit:
+                over = fee - limit
+                steps.append(("catalog.price_limit", f"{what} {num(fee)}-{num(limit)}={num(over)} 超限价自费"))
+        rate, key = _preselfpay_rate(line, catalog)
+        pre = ZERO
+        if rate:
+            pre = fen((fee - over) * rate)
+            steps.append((key, f"{what} {num(fee - over)}×{pct(rate)}={num(pre)} 先行自付"))
+        out.append(LineSplit(line.feedetl_sn, fee, ZERO, over, pre, fee - over - pre))
+    totals = BillTotals(
+        medfee_sumamt=sum((s.fee for s in out), ZERO),
+        fulamt_ownpay_amt=sum((s.fulamt_ownpay_amt for s in out), ZERO),
+        overlmt_selfpay=sum((s.overlmt_amt for s in out), ZERO),
+        preselfpay_amt=sum((s.preselfpay_amt for s in out), ZERO),
+        inscp_scp_amt=sum((s.inscp_scp_amt for s in out), ZERO),
+    )
+    return out, totals

@@ -1,0 +1,221 @@
+"""The ledger state machine: applies events in order to in-memory state and answers each with a result.
+
+It owns everything a settlement touches (people, account balances, institutions, disease filings,
+year-to-date totals, settlements and the results already given). It is deterministic and does no
+I/O: the offline CLI and the streaming ledger agent drive the same `Ledger.apply`.
+
+Effectively-once: a request id (`msgid`) that changed state is remembered with its result; the
+same request again gets the same result and changes nothing; a different request under a used
+`msgid` is refused. Refused requests change nothing and are not remembered, so a corrected resend
+is judged afresh.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from schemas.models import (
+    CANCEL_OF,
+    AccumulatorEvent,
+    CancelRequest,
+    DiseaseFilingEvent,
+    InstitutionData,
+    InstitutionEvent,
+    PersonData,
+    PersonEvent,
+    SettlementRequest,
+)
+
+from .accumulators import EMPTY, Accumulators, Delta
+from .exceptions import SettlementRefused
+from .money import FEN, ZERO
+from .policy import PolicyBook
+from .settlement import MONEY_FIELDS, Registration, settle
+
+
+@dataclass(slots=True)
+class Settled:
+    msgid: str
+    infno: str
+    psn_no: str
+    year: int
+    delta: Delta
+    acct_pay: Decimal
+    output: dict
+    cancelled_by: str | None = None
+
+
+def ok(event, output: Any, warn_msg: str | None = None) -> dict:
+    return {"infno": event.infno, "inf_refmsgid": event.msgid, "infcode": 0, "err_msg": None,
+            "warn_msg": warn_msg, "output": output}
+
+
+def error(infno: str | None, msgid: str | None, code: str, reason: str) -> dict:
+    return {"infno": infno, "inf_refmsgid": msgid, "infcode": -1, "err_msg": f"{code}: {reason}",
+            "warn_msg": None, "output": None}
+
+
+class Ledger:
+    def __init__(self, book: PolicyBook) -> None:
+        self.book = book
+        self.persons: dict[str, PersonData] = {}
+        self.balances: dict[str, Decimal] = {}
+        self.institutions: dict[str, InstitutionData] = {}
+        self.registrations: dict[str, dict[str, Registration]] = {}
+        self.ytd: dict[tuple[str, int], Accumulators] = {}
+        self.settlements: dict[str, Settled] = {}  # setl_id -> record
+        self.by_msgid: dict[str, str] = {}  # settlement msgid -> setl_id
+        self.answered: dict[str, tuple[Any, dict]] = {}  # msgid -> (event, result)
+
+    def apply(self, event) -> dict:
+        """Apply one validated event (a schemas.models Event) and return its result envelope."""
+        seen = self.answered.get(event.msgid)
+        if seen is not None:
+            if seen[0] == event:
+                return seen[1]
+            return error(event.infno, event.msgid, "MSGID_REUSED",
+                         f"msgid {event.msgid} was already used by a different {seen[0].infno} request")
+        try:
+            result = self._dispatch(event)
+        except SettlementRefused as e:
+            return error(event.infno, event.msgid, e.code, e.reason)
+        self.answered[event.msgid] = (event, result)
+        return result
+
+    def _dispatch(self, event) -> dict:
+        if isinstance(event, SettlementRequest):
+            return self._settle(event)
+        if isinstance(event, CancelRequest):
+            return self._cancel(event)
+        if isinstance(event, PersonEvent):
+            return self._person(event)
+        if isinstance(event, InstitutionEvent):
+            self.institutions[event.input.fixmedins_code] = event.input
+            return ok(event, {"fixmedins_code": event.input.fixmedins_code})
+        if isinstance(event, DiseaseFilingEvent):
+            return self._filing(event)
+        if isinstance(event, AccumulatorEvent):
+            return self._import(event)
+        raise TypeError(f"not an event: {type(event).__name__}")
+
+    # -- reference data -----------------------------------------------------------------------
+
+    def _person(self, event: PersonEvent) -> dict:
+        p = event.input
+        self.book.region_of(p.insuplc_admdvs)  # refuse people no policy covers
+        self.persons[p.psn_no] = p
+        if p.balc is not None or p.psn_no not in self.balances:
+            self.balances[p.psn_no] = p.balc if p.balc is not None else ZERO
+        return ok(event, {"psn_no": p.psn_no, "balc": self.balances[p.psn_no].quantize(FEN)})
+
+    def _filing(self, event: DiseaseFilingEvent) -> dict:
+        d = event.input
+        person = self._person_of(d.psn_no)
+        policy = self.book.select(person.insuplc_admdvs, d.begndate or d.enddate or _any_day(self.book, person))
+        disease = policy.chronic_disease(d.opsp_dise_code) or policy.special_disease(d.opsp_dise_code)
+        if disease is None:
+            raise SettlementRefused("UNKNOWN_DISEASE",
+                                    f"{d.opsp_dise_code} is neither a chronic nor a special disease of {policy.id}")
+        filings = self.registrations.setdefault(d.psn_no, {})
+        if event.infno == "2503":
+            kind = "chronic" if policy.chronic_disease(disease.code) else "special"
+            filings[disease.code] = Registration(disease.code, kind, d.begndate, d.enddate)
+        else:
+            if disease.code not in filings:
+                raise SettlementRefused("NOT_FILED", f"{disease.code} is not filed for this person")
+            del filings[disease.code]
+        return ok(event, {"psn_no": d.psn_no, "opsp_dise_code": disease.code, "opsp_dise_name": disease.name})
+
+    def _import(self, event: AccumulatorEvent) -> dict:
+        d = event.input
+        self._person_of(d.psn_no)
+        delta = {k: v for k, v in d.model_dump(exclude={"psn_no", "year"}).items() if v}
+        key = (d.psn_no, d.year)
+        self.ytd[key] = self.ytd.get(key, EMPTY).plus(delta)
+        return ok(event, {"psn_no": d.psn_no, "year": d.year, "totals": _totals(self.ytd[key])})
+
+    # -- settlement and cancel ----------------------------------------------------------------
+
+    def _settle(self, req: SettlementRequest) -> dict:
+        data = req.input.data
+        person = self._person_of(data.psn_no)
+        institution = self.institutions.get(req.fixmedins_code)
+        if institution is None:
+            raise SettlementRefused("UNKNOWN_INSTITUTION",
+                                    f"institution {req.fixmedins_code} is unknown: send its institution record first")
+        policy = self.book.select(person.insuplc_admdvs, data.setl_time.date())
+        rx_level = data.rx_hosp_lv
+        if rx_level is None and data.rx_fixmedins_code in self.institutions:
+            rx_level = self.institutions[data.rx_fixmedins_code].hosp_lv
+        year = data.setl_time.year
+        key = (data.psn_no, year)
+        outcome = settle(
+            req, person, self.balances[data.psn_no], institution, rx_level, policy,
+            self.ytd.get(key, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
+            any(acc.art_claimed for (psn, _), acc in self.ytd.items() if psn == data.psn_no),
+        )
+        self.ytd[key] = self.ytd.get(key, EMPTY).plus(outcome.delta)
+        self.balances[data.psn_no] -= outcome.acct_pay
+        setl_id = outcome.output["setlinfo"]["setl_id"]
+        self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, year, outcome.delta,
+                                            outcome.acct_pay, outcome.output)
+        self.by_msgid[req.msgid] = setl_id
+        return ok(req, outcome.output, outcome.warn_msg)
+
+    def _cancel(self, req: CancelRequest) -> dict:
+        d = req.input.data
+        setl_id = d.setl_id or self.by_msgid.get(d.omsgid)
+        record = self.settlements.get(setl_id) if setl_id else None
+        if record is None or record.psn_no != d.psn_no:
+            raise SettlementRefused("UNKNOWN_SETTLEMENT",
+                                    f"no settlement {d.setl_id or d.omsgid} of this person to cancel")
+        original = d.oinfno if req.infno == "2601" else CANCEL_OF[req.infno]
+        if record.infno != original:
+            raise SettlementRefused("WRONG_INFNO", f"settlement {setl_id} was made by {record.infno}, "
+                                    f"{req.infno} cancels {original}")
+        if record.cancelled_by is not None:
+            raise SettlementRefused("ALREADY_CANCELLED", f"settlement {setl_id} was cancelled by msgid {record.cancelled_by}")
+        key = (record.psn_no, record.year)
+        self.ytd[key] = self.ytd[key].plus(record.delta, sign=-1)
+        self.balances[record.psn_no] += record.acct_pay
+        record.cancelled_by = req.msgid
+        info = dict(record.output["setlinfo"])
+        for name in MONEY_FIELDS:
+            if name != "balc":
+                info[name] = -info[name]
+        info["balc"] = self.balances[record.psn_no].quantize(FEN)
+        info["setl_id"] = f"C{req.msgid}"
+        info["init_setl_id"] = setl_id
+        info["medins_setl_id"] = req.msgid
+        info.pop("setl_proc_info")
+        detail = [dict(row, fund_payamt=-row["fund_payamt"]) for row in record.output["setldetail"]]
+        return ok(req, {"setlinfo": info, "setldetail": detail})
+
+    def _person_of(self, psn_no: str) -> PersonData:
+        person = self.persons.get(psn_no)
+        if person is None:
+            raise SettlementRefused("UNKNOWN_PERSON", "person is unknown: send the person record first")
+        return person
+
+    # -- views for tests, replay checks and the CLI summary ------------------------------------
+
+    def totals(self, psn_no: str, year: int) -> dict:
+        return _totals(self.ytd.get((psn_no, year), EMPTY))
+
+    def snapshot(self) -> dict:
+        """Everything that defines the ledger's state, as plain data (for equality checks)."""
+        return {
+            "balances": dict(sorted(self.balances.items())),
+            "ytd": {f"{p}/{y}": _totals(a) for (p, y), a in sorted(self.ytd.items()) if a != EMPTY},
+            "cancelled": sorted(s for s, r in self.settlements.items() if r.cancelled_by),
+        }
+
+
+def _totals(acc: Accumulators) -> dict:
+    return {k: (v.quantize(FEN) if isinstance(v, Decimal) else v) for k, v in acc.as_dict().items()}
+
+
+def _any_day(book: PolicyBook, person: PersonData):
+    region = book.region_of(person.insuplc_admdvs)
+    return max(p.effective_from for p in book.policies if p.region == region)

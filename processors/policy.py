@@ -1,0 +1,444 @@
+"""Policies as data: load the dated, sourced parameter files of each region and validate them.
+
+A region is a directory under `processors/policies/` holding `region.yaml` (who it covers, its rule
+sets, its med_type codes) and one YAML file per benefit area. Every parameter lists its values by
+effective date, each with the seed file and the quoted passage it comes from (OpenFisca style).
+`load_policies()` materialises one frozen `Policy` per rule set, the values in force on the day the
+rule set starts, and stops with the file, key and reason when anything is missing or inconsistent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .exceptions import PolicyError, SettlementRefused
+
+POLICY_ROOT = Path(__file__).with_name("policies")
+
+Benefit = Literal[
+    "general_outpatient",
+    "emergency_rescue",
+    "chronic_special_outpatient",
+    "inpatient",
+    "day_surgery",
+    "pharmacy",
+    "maternity",
+    "family_planning",
+]
+Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
+Ratio = Annotated[Decimal, Field(gt=0, le=1)]
+Level = Literal[1, 2, 3]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# The files as written
+
+
+class Source(_Frozen):
+    file: str = Field(pattern=r"^\d{3}_[0-9a-f]{16}\.txt$")
+    section: str = Field(min_length=1)
+    quote: str = Field(min_length=4)
+    reading: str | None = None
+
+
+class DatedValue(_Frozen):
+    value: Any
+    source: Source
+
+
+class Parameter(_Frozen):
+    description: str
+    unit: Literal["yuan", "ratio", "years", "months", "list", "flag"]
+    values: dict[dt.date, DatedValue] = Field(min_length=1)
+
+
+class ParameterFile(_Frozen):
+    description: str
+    parameters: dict[str, Parameter]
+
+
+class RuleSetCard(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    from_: dt.date = Field(alias="from")
+    note: str
+
+
+class RegionCard(_Frozen):
+    region: str
+    name: str
+    insuplc_admdvs_prefixes: list[str] = Field(min_length=1)
+    last_verified: dt.date
+    rule_sets: list[RuleSetCard] = Field(min_length=1)
+    med_types: dict[str, Benefit]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RegionCard":
+        starts = [r.from_ for r in self.rule_sets]
+        if starts != sorted(set(starts)):
+            raise ValueError("rule_sets must be listed in strictly increasing 'from' order")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed policy one rule set applies
+
+
+def _by_level(v: dict) -> dict:
+    if set(v) != {1, 2, 3}:
+        raise ValueError(f"needs exactly the levels 1, 2, 3; got {sorted(v)}")
+    return v
+
+
+class Catalog(_Frozen):
+    drug_class_b_preselfpay: Ratio
+    negotiated_drug_preselfpay: Ratio
+    service_class_b_preselfpay: Ratio
+    consumable_class_b_preselfpay: Ratio
+
+
+class GeneralOutpatient(_Frozen):
+    deductible: dict[Level, Money]
+    ratio_active: dict[Level, Ratio]
+    retiree_ratio_bonus: Annotated[Decimal, Field(ge=0, lt=1)]
+    annual_cap: Money
+
+    _levels = field_validator("deductible", "ratio_active")(_by_level)
+
+    @model_validator(mode="after")
+    def _retired_within_one(self) -> "GeneralOutpatient":
+        for lv, r in self.ratio_active.items():
+            if r + self.retiree_ratio_bonus > 1:
+                raise ValueError(f"retiree ratio at level {lv} exceeds 100%")
+        return self
+
+
+class Inpatient(_Frozen):
+    deductible_by_admission: dict[Literal[1, 2, 3], dict[Level, Money]]
+    ratio_active: dict[Level, Ratio]
+    ratio_retired: dict[Level, Ratio]
+    annual_cap: Money
+
+    _levels = field_validator("ratio_active", "ratio_retired")(_by_level)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Inpatient":
+        d = self.deductible_by_admission
+        if set(d) != {1, 2, 3}:
+            raise ValueError("deductible_by_admission needs admissions 1, 2 and 3 (third and later)")
+        for lv in (1, 2, 3):
+            _by_level(d[1]), _by_level(d[2]), _by_level(d[3])
+            if not d[1][lv] >= d[2][lv] >= d[3][lv]:
+                raise ValueError(f"deductibles must not grow with the admission ordinal (level {lv})")
+            if self.ratio_retired[lv] < self.ratio_active[lv]:
+                raise ValueError(f"retired ratio below active ratio at level {lv}")
+        return self
+
+
+class SeriousIllness(_Frozen):
+    ratio: Ratio
+
+
+class Elderly(_Frozen):
+    age: int = Field(gt=0, lt=150)
+    deductible_factor: Ratio
+    inpatient_floor_ratio: Ratio
+
+
+class Disease(_Frozen):
+    code: str = Field(pattern=r"^[A-Z0-9]+$")
+    name: str
+
+
+def _unique_diseases(v: list[Disease]) -> list[Disease]:
+    for attr in ("code", "name"):
+        seen = [getattr(d, attr) for d in v]
+        if len(seen) != len(set(seen)):
+            raise ValueError(f"duplicate disease {attr}")
+    return v
+
+
+class Chronic(_Frozen):
+    deductible: Money
+    ratio: Ratio
+    cap_by_disease_count: dict[int, Money]
+    diseases: list[Disease] = Field(min_length=1)
+
+    _unique = field_validator("diseases")(_unique_diseases)
+
+    @field_validator("cap_by_disease_count")
+    @classmethod
+    def _caps_grow(cls, v: dict[int, Decimal]) -> dict[int, Decimal]:
+        counts = sorted(v)
+        if counts != list(range(1, len(counts) + 1)):
+            raise ValueError("disease counts must be 1, 2, ... without gaps")
+        caps = [v[c] for c in counts]
+        if caps != sorted(caps):
+            raise ValueError("caps must not shrink as diseases are added")
+        return v
+
+
+class Special(_Frozen):
+    deductible: Money
+    diseases: list[Disease] = Field(min_length=1)
+
+    _unique = field_validator("diseases")(_unique_diseases)
+
+
+class DaySurgery(_Frozen):
+    deductible_factor: Ratio
+
+
+class Pharmacy(_Frozen):
+    general_outpatient_with_eprescription: bool
+    dual_channel_chronic_special: bool
+
+
+class Packages(_Frozen):
+    vaginal_delivery: Money
+    difficult_delivery: Money
+    caesarean: Money
+    prenatal_check: Money
+    nutrition: Money
+    nutrition_per_extra_fetus: Money
+    abortion_under_4_months: Money
+    abortion_4_to_7_months: Money
+    iud_insertion: Money
+    iud_removal: Money
+    tubal_ligation: Money
+    vasectomy: Money
+    tubal_recanalization: Money
+    vas_recanalization: Money
+    implant_insertion: Money
+    implant_removal: Money
+
+
+class TerminationMonths(_Frozen):
+    lower: int = Field(gt=0)
+    birth: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TerminationMonths":
+        if not self.lower < self.birth:
+            raise ValueError("lower must be below birth")
+        return self
+
+
+class Maternity(_Frozen):
+    packages: Packages
+    termination_months: TerminationMonths
+    assisted_reproduction_cap: Money
+
+
+class ByHardship(_Frozen):
+    deep: Ratio
+    relative: Ratio
+
+
+class Assistance(_Frozen):
+    deductible_rate: ByHardship
+    ratio: ByHardship
+
+
+class Policy(_Frozen):
+    """Every number one rule set applies, validated. Field names are the parameter file stems."""
+
+    id: str
+    region: str
+    effective_from: dt.date
+    effective_until: dt.date | None  # exclusive; None while in force
+    med_types: dict[str, Benefit]
+    catalog: Catalog
+    general_outpatient: GeneralOutpatient
+    inpatient: Inpatient
+    serious_illness: SeriousIllness
+    elderly: Elderly
+    chronic: Chronic
+    special: Special
+    day_surgery: DaySurgery
+    pharmacy: Pharmacy
+    maternity: Maternity
+    assistance: Assistance
+
+    def chronic_disease(self, code_or_name: str) -> Disease | None:
+        return _find(self.chronic.diseases, code_or_name)
+
+    def special_disease(self, code_or_name: str) -> Disease | None:
+        return _find(self.special.diseases, code_or_name)
+
+
+def _find(diseases: list[Disease], key: str) -> Disease | None:
+    for d in diseases:
+        if key in (d.code, d.name):
+            return d
+    return None
+
+
+SECTIONS = [name for name in Policy.model_fields if name not in
+            {"id", "region", "effective_from", "effective_until", "med_types"}]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that rejects duplicate keys and reads every decimal number as an exact Decimal."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise PolicyError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+        seen[key] = loader.construct_object(value_node, deep=True)
+    return seen
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_StrictLoader.add_constructor(
+    "tag:yaml.org,2002:float", lambda loader, node: Decimal(loader.construct_scalar(node))
+)
+
+
+def _read(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - _StrictLoader is a SafeLoader
+    except PolicyError as e:
+        raise PolicyError(f"{path}: {e}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise PolicyError(f"{path}: cannot read: {e}") from None
+
+
+def _errors(path: Path, err: ValidationError, prefix: str = "") -> PolicyError:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        lines.append(f"{path}: {prefix}{key}: {e['msg']}")
+    return PolicyError("\n".join(lines))
+
+
+class PolicyBook:
+    """All regions' rule sets; picks the one for an insured region and a settlement date."""
+
+    def __init__(self, policies: list[Policy], prefixes: dict[str, list[str]]) -> None:
+        self.policies = policies
+        self._prefixes = prefixes  # region -> insuplc_admdvs prefixes
+
+    def select(self, insuplc_admdvs: str, on: dt.date) -> Policy:
+        region = self.region_of(insuplc_admdvs)
+        for p in self.policies:
+            if p.region == region and p.effective_from <= on and (
+                p.effective_until is None or on < p.effective_until
+            ):
+                return p
+        raise SettlementRefused(
+            "NO_POLICY", f"no rule set of region {region} is in force on {on.isoformat()}"
+        )
+
+    def region_of(self, insuplc_admdvs: str) -> str:
+        best = ""
+        region = None
+        for name, prefixes in self._prefixes.items():
+            for prefix in prefixes:
+                if insuplc_admdvs.startswith(prefix) and len(prefix) > len(best):
+                    best, region = prefix, name
+        if region is None:
+            raise SettlementRefused(
+                "NO_POLICY", f"insured region {insuplc_admdvs} is not covered by any policy file"
+            )
+        return region
+
+    def by_id(self, policy_id: str) -> Policy:
+        for p in self.policies:
+            if p.id == policy_id:
+                return p
+        raise KeyError(policy_id)
+
+
+def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, ParameterFile]]:
+    """Load one region directory. Raises PolicyError naming the file, key and reason."""
+    card_path = directory / "region.yaml"
+    try:
+        card = RegionCard.model_validate(_read(card_path))
+    except ValidationError as e:
+        raise _errors(card_path, e) from None
+
+    starts = {r.from_ for r in card.rule_sets}
+    files: dict[str, ParameterFile] = {}
+    for section in SECTIONS:
+        path = directory / f"{section}.yaml"
+        if not path.exists():
+            raise PolicyError(f"{path}: missing: every region needs the section {section!r}")
+        try:
+            files[section] = ParameterFile.model_validate(_read(path))
+        except ValidationError as e:
+            raise _errors(path, e) from None
+        for name, param in files[section].parameters.items():
+            stray = sorted(d for d in param.values if d not in starts)
+            if stray:
+                raise PolicyError(
+                    f"{path}: parameters.{name}: value dated {stray[0]} is not the start of a rule "
+                    f"set in region.yaml ({', '.join(sorted(str(s) for s in starts))})"
+                )
+    extra = sorted(p.stem for p in directory.glob("*.yaml")) 
+    unknown = [s for s in extra if s != "region" and s not in SECTIONS]
+    if unknown:
+        raise PolicyError(f"{directory}: unknown section file(s): {', '.join(unknown)}")
+
+    policies = []
+    for i, rule_set in enumerate(card.rule_sets):
+        until = card.rule_sets[i + 1].from_ if i + 1 < len(card.rule_sets) else None
+        data: dict[str, Any] = {
+            "id": rule_set.id,
+            "region": card.region,
+            "effective_from": rule_set.from_,
+            "effective_until": until,
+            "med_types": card.med_types,
+        }
+        for section, pfile in files.items():
+            data[section] = {}
+            for name, param in pfile.parameters.items():
+                dated = [d for d in param.values if d <= rule_set.from_]
+                if dated:
+                    data[section][name] = param.values[max(dated)].value
+        try:
+            policies.append(Policy.model_validate(data))
+        except ValidationError as e:
+            lines = []
+            for err in e.errors():
+                loc = [str(p) for p in err["loc"]]
+                where = directory / f"{loc[0]}.yaml" if loc and loc[0] in files else card_path
+                key = ".".join(loc[1:]) if loc and loc[0] in files else ".".join(loc)
+                lines.append(f"{where}: {key}: {err['msg']} (rule set {rule_set.id})")
+            raise PolicyError("\n".join(lines)) from None
+    return card, policies, files
+
+
+def load_policies(root: Path = POLICY_ROOT) -> PolicyBook:
+    """Load every region under `root`. Called once at start-up; a PolicyError must stop it."""
+    policies: list[Policy] = []
+    prefixes: dict[str, list[str]] = {}
+    regions = sorted(p for p in root.iterdir() if (p / "region.yaml").exists())
+    if not regions:
+        raise PolicyError(f"{root}: no region directory (with a region.yaml) found")
+    for directory in regions:
+        card, region_policies, _ = load_region(directory)
+        if card.region in prefixes:
+            raise PolicyError(f"{directory}: region {card.region!r} defined twice")
+        prefixes[card.region] = card.insuplc_admdvs_prefixes
+        policies.extend(region_policies)
+    ids = [p.id for p in policies]
+    if len(ids) != len(set(ids)):
+        raise PolicyError(f"{root}: rule set ids must be unique across regions")
+    return PolicyBook(policies, prefixes)

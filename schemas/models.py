@@ -1,0 +1,292 @@
+"""Pydantic v2 models of the events yibao accepts, with the national platform's field names (NHSA.md).
+
+Settlement transactions keep the national envelope (`infno`, `msgid`, `fixmedins_code`, ...,
+`input.data`, `input.feedetail[]`). Reference data the national platform keeps elsewhere (people,
+institutions, year-to-date totals imported from elsewhere) arrives as yibao commands with a named
+`infno`: `person`, `institution`, `accumulators`. Money is Decimal yuan with at most 2 decimals.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999.99"), decimal_places=2)]
+Id = Annotated[str, Field(min_length=1, max_length=50)]
+Admdvs = Annotated[str, Field(pattern=r"^\d{6}$")]
+Flag = Literal["0", "1"]
+Level = Literal[1, 2, 3]
+
+SETTLE_INFNOS = ("2102", "2207", "2304")
+CANCEL_OF = {"2103": "2102", "2208": "2207", "2305": "2304"}
+ITEM_TYPES = {
+    "drug": "drug", "service": "service", "consumable": "consumable",
+    # national list_type codes: 101 西药中成药, 102 中药饮片, 103 医疗机构制剂, 104 民族药,
+    # 201 医疗服务项目, 301 医用耗材
+    "101": "drug", "102": "drug", "103": "drug", "104": "drug", "201": "service", "301": "consumable",
+}
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class FeeDetail(Wire):
+    feedetl_sn: Id
+    det_item_fee_sumamt: Money
+    chrgitm_lv: Literal["01", "02", "03"]
+    list_type: str
+    cnt: Annotated[Decimal, Field(gt=0, le=10**7)] | None = None
+    pric_uplmt_amt: Money | None = None
+    nego_drug_flag: Flag = "0"
+    matn_fee_flag: Flag | None = None
+    svc_feedetl_sn: Id | None = None
+    med_list_codg: str | None = None
+
+    @field_validator("list_type")
+    @classmethod
+    def _item_type(cls, v: str) -> str:
+        try:
+            return ITEM_TYPES[v]
+        except KeyError:
+            raise ValueError(
+                "must be drug, service or consumable (or the national codes 101-104, 201, 301)"
+            ) from None
+
+    @model_validator(mode="after")
+    def _negotiated_is_a_drug(self) -> "FeeDetail":
+        if self.nego_drug_flag == "1" and self.list_type != "drug":
+            raise ValueError("nego_drug_flag=1 is only for drugs")
+        if self.svc_feedetl_sn is not None and self.list_type != "consumable":
+            raise ValueError("svc_feedetl_sn links a consumable to its service; this line is not one")
+        return self
+
+
+class SettlementData(Wire):
+    psn_no: Id
+    mdtrt_id: Id
+    med_type: Annotated[str, Field(min_length=2, max_length=6)]
+    setl_time: dt.datetime
+    insutype: Literal["310", "510"] = "310"
+    acct_used_flag: Flag | None = None
+    medfee_sumamt: Money | None = None
+    dise_codg: str | None = None
+    mid_setl_flag: Flag = "0"
+    # pharmacy with an electronic prescription (seed 001, question 10)
+    rx_fixmedins_code: Id | None = None
+    rx_hosp_lv: Level | None = None
+    # maternity and family planning
+    matn_type: str | None = None
+    birctrl_type: str | None = None
+    geso_mons: Annotated[int, Field(ge=0, le=11)] | None = None
+    fetus_cnt: Annotated[int, Field(ge=1, le=9)] | None = None
+    fetts: Annotated[int, Field(ge=1, le=9)] | None = None
+    spus_unemp_flag: Flag = "0"
+    art_birth_flag: Flag = "0"
+
+    @field_validator("insutype", mode="before")
+    @classmethod
+    def _supported_insutype(cls, v: object) -> object:
+        if v == "390":
+            raise ValueError("resident insurance (390) is not yet supported: only employee insurance 310")
+        return v
+
+
+class SettlementInput(Wire):
+    data: SettlementData
+    feedetail: list[FeeDetail] = Field(min_length=1, max_length=10000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SettlementInput":
+        sns = [f.feedetl_sn for f in self.feedetail]
+        if len(sns) != len(set(sns)):
+            raise ValueError("feedetl_sn must be unique within a settlement")
+        total = sum((f.det_item_fee_sumamt for f in self.feedetail), Decimal("0"))
+        if self.data.medfee_sumamt is not None and self.data.medfee_sumamt != total:
+            raise ValueError(
+                f"data.medfee_sumamt {self.data.medfee_sumamt} differs from the sum of feedetail {total}"
+            )
+        known = set(sns)
+        for f in self.feedetail:
+            if f.svc_feedetl_sn is not None and f.svc_feedetl_sn not in known:
+                raise ValueError(f"feedetail {f.feedetl_sn}: svc_feedetl_sn {f.svc_feedetl_sn} is not a line here")
+        return self
+
+
+class Envelope(Wire):
+    msgid: Annotated[str, Field(min_length=1, max_length=40)]
+    fixmedins_code: Id | None = None
+    mdtrtarea_admvs: Admdvs | None = None
+    insuplc_admdvs: Admdvs | None = None
+    inf_time: str | None = None
+    infver: str | None = None
+    opter_type: str | None = None
+    opter: str | None = None
+    opter_name: str | None = None
+    fixmedins_name: str | None = None
+    recer_sys_code: str | None = None
+    sign_no: str | None = None
+    signtype: str | None = None
+
+
+class SettlementRequest(Envelope):
+    infno: Literal["2102", "2207", "2304"]
+    fixmedins_code: Id
+    input: SettlementInput
+
+
+class CancelData(Wire):
+    psn_no: Id
+    setl_id: Id | None = None
+    omsgid: Id | None = None
+    oinfno: str | None = None
+    mdtrt_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _names_the_settlement(self) -> "CancelData":
+        if self.setl_id is None and self.omsgid is None:
+            raise ValueError("name the settlement to cancel: setl_id or omsgid")
+        return self
+
+
+class CancelInput(Wire):
+    data: CancelData
+
+
+class CancelRequest(Envelope):
+    """2103/2208/2305 settlement cancel, and 2601 reversal (冲正: `omsgid` + `oinfno`)."""
+
+    infno: Literal["2103", "2208", "2305", "2601"]
+    input: CancelInput
+
+    @model_validator(mode="after")
+    def _reversal_fields(self) -> "CancelRequest":
+        if self.infno == "2601" and (self.input.data.omsgid is None or self.input.data.oinfno is None):
+            raise ValueError("2601 reversal needs input.data.omsgid and input.data.oinfno")
+        return self
+
+
+class PersonData(Wire):
+    psn_no: Id
+    psn_name: str | None = None
+    certno: str | None = None
+    gend: Literal["1", "2"] | None = None
+    brdy: dt.date
+    psn_type: str
+    insutype: str = "310"
+    insuplc_admdvs: Admdvs
+    balc: Money | None = None
+    maf_lv: Literal["deep", "relative"] | None = None
+    maf_base_inc: Money | None = None
+
+    @field_validator("psn_type")
+    @classmethod
+    def _employee(cls, v: str) -> str:
+        if v not in ("1101", "1201"):
+            raise ValueError(
+                f"psn_type {v} is not supported: only 1101 (在职 active) and 1201 (退休 retired) employees"
+            )
+        return v
+
+    @field_validator("insutype")
+    @classmethod
+    def _employee_insurance(cls, v: str) -> str:
+        if v == "390":
+            raise ValueError("resident insurance (390) is not yet supported: only employee insurance 310")
+        if v != "310":
+            raise ValueError(f"insutype {v} is not supported: only employee insurance 310")
+        return v
+
+    @model_validator(mode="after")
+    def _assistance(self) -> "PersonData":
+        if (self.maf_lv is None) != (self.maf_base_inc is None):
+            raise ValueError("maf_lv and maf_base_inc go together (assistance level and its base income)")
+        return self
+
+
+class PersonEvent(Envelope):
+    infno: Literal["person"]
+    input: PersonData
+
+
+class InstitutionData(Wire):
+    fixmedins_code: Id
+    fixmedins_name: str | None = None
+    fixmedins_type: Literal["1", "2"]  # 1 定点医疗机构, 2 定点零售药店
+    hosp_lv: Level | None = None
+    admdvs: Admdvs
+    day_surgery: bool = False
+    matn: bool = False
+    outpatient_pooling: bool = False
+
+    @model_validator(mode="after")
+    def _level(self) -> "InstitutionData":
+        if self.fixmedins_type == "1" and self.hosp_lv is None:
+            raise ValueError("a medical institution (fixmedins_type 1) needs hosp_lv 1, 2 or 3")
+        return self
+
+
+class InstitutionEvent(Envelope):
+    infno: Literal["institution"]
+    input: InstitutionData
+
+
+class DiseaseFilingData(Wire):
+    psn_no: Id
+    opsp_dise_code: Annotated[str, Field(min_length=1, max_length=200)]
+    begndate: dt.date | None = None
+    enddate: dt.date | None = None
+
+
+class DiseaseFilingEvent(Envelope):
+    """2503 chronic/special disease filing; 2504 its cancel."""
+
+    infno: Literal["2503", "2504"]
+    input: DiseaseFilingData
+
+    @model_validator(mode="after")
+    def _dates(self) -> "DiseaseFilingEvent":
+        d = self.input
+        if self.infno == "2503" and d.begndate is None:
+            raise ValueError("2503 filing needs input.begndate")
+        if d.begndate and d.enddate and d.enddate < d.begndate:
+            raise ValueError("input.enddate is before input.begndate")
+        return self
+
+
+class AccumulatorData(Wire):
+    """Year-to-date totals a person built up elsewhere; added to what yibao holds for that year."""
+
+    psn_no: Id
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    op_pool_paid: Money = Decimal("0")
+    ip_pool_paid: Money = Decimal("0")
+    chronic_pool_paid: Money = Decimal("0")
+    hifob_paid: Money = Decimal("0")
+    adm_cnt: Annotated[int, Field(ge=0, le=366)] = 0
+    chronic_dedc_paid: Money = Decimal("0")
+    special_dedc_paid: Money = Decimal("0")
+    maf_dedc_paid: Money = Decimal("0")
+    maf_paid: Money = Decimal("0")
+    art_claimed: bool = False
+
+
+class AccumulatorEvent(Envelope):
+    infno: Literal["accumulators"]
+    input: AccumulatorData
+
+
+Event = Annotated[
+    Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent],
+    Field(discriminator="infno"),
+]
+EVENT = TypeAdapter(Event)
+INFNOS = sorted(
+    {
+        v
+        for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent)
+        for v in m.model_fields["infno"].annotation.__args__
+    }
+)
