@@ -204,11 +204,11 @@ class Ledger:
         return _totals(self.ytd.get((psn_no, year), EMPTY))
 
     def snapshot(self) -> dict:
-        """Everything that defines the ledger's state, as plain data (for equality checks)."""
+        """The money state (account balances and year-to-date totals) as plain data, for equality
+        checks: a settlement followed by its cancel leaves it exactly as it was."""
         return {
             "balances": dict(sorted(self.balances.items())),
             "ytd": {f"{p}/{y}": _totals(a) for (p, y), a in sorted(self.ytd.items()) if a != EMPTY},
-            "cancelled": sorted(s for s, r in self.settlements.items() if r.cancelled_by),
         }
 
 

@@ -60,6 +60,12 @@ class Parameter(_Frozen):
     unit: Literal["yuan", "ratio", "years", "months", "list", "flag"]
     values: dict[dt.date, DatedValue] = Field(min_length=1)
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _date_keys_as_text(cls, v: object) -> object:
+        # YAML reads the keys as dates already; as text they show plainly in error locations.
+        return {str(k): item for k, item in v.items()} if isinstance(v, dict) else v
+
 
 class ParameterFile(_Frozen):
     description: str

@@ -1,0 +1,207 @@
+"""The ledger's contract: clear refusals, effectively-once by msgid, exact reversal, state per natural year."""
+from decimal import Decimal
+
+import pytest
+
+from processors.ledger import Ledger
+from tests.support import (BOOK, HOSPITAL, PSN, accumulators, cancel, filing, hospitals, institution, line,
+                           person, run, setlinfo, settlement)
+
+
+def _err(result) -> str:
+    assert result["infcode"] == -1, result
+    assert result["output"] is None
+    return result["err_msg"]
+
+
+def test_unknown_person_and_institution_are_refused_with_a_reason():
+    results = run(hospitals() + [settlement([line("100")]), person(),
+                                 settlement([line("100")], fixmedins_code="H99999999999")])
+    assert _err(results[4]).startswith("UNKNOWN_PERSON")
+    assert _err(results[6]).startswith("UNKNOWN_INSTITUTION: institution H99999999999 is unknown")
+
+
+@pytest.mark.parametrize("data, field, reason", [
+    ({"psn_type": "1102"}, "input.psn_type", "psn_type 1102 is not supported"),
+    ({"insutype": "390"}, "input.insutype", "resident insurance (390) is not yet supported"),
+    ({"brdy": "1960-13-01"}, "input.brdy", "valid date"),
+    ({"insuplc_admdvs": "53"}, "input.insuplc_admdvs", "pattern"),
+])
+def test_bad_person_records_name_the_field(data, field, reason):
+    event = person()
+    event["input"].update(data)
+    err = _err(run([event])[0])
+    assert err.startswith("BAD_EVENT: line 1: " + field) and reason in err
+
+
+def test_person_of_an_uncovered_region_is_refused():
+    event = person()
+    event["input"]["insuplc_admdvs"] = "140100"
+    assert "140100 is not covered" in _err(run([event])[0])
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda e: e["input"]["feedetail"][0].update(det_item_fee_sumamt=Decimal("-1")), "input.feedetail[0].det_item_fee_sumamt"),
+    (lambda e: e["input"]["feedetail"][0].update(det_item_fee_sumamt=Decimal("1.001")), "no more than 2 decimal places"),
+    (lambda e: e["input"]["data"].update(medfee_sumamt=Decimal("99")), "differs from the sum of feedetail 100"),
+    (lambda e: e["input"]["data"].pop("psn_no"), "input.data.psn_no: Field required"),
+    (lambda e: e["input"].update(feedetail=[]), "input.feedetail: List should have at least 1 item"),
+    (lambda e: e["input"]["feedetail"][0].update(chrgitm_lv="04"), "input.feedetail[0].chrgitm_lv"),
+    (lambda e: e["input"]["feedetail"][0].update(list_type="food"), "must be drug, service or consumable"),
+    (lambda e: e.update(infno="9999"), "infno: '9999' is not one of"),
+])
+def test_invalid_settlements_are_rejected_naming_the_field(mutate, reason):
+    event = settlement([line("100")])
+    mutate(event)
+    assert reason in _err(run(hospitals() + [person(), event])[-1])
+
+
+def test_undecodable_line_gets_an_error_result_and_the_run_goes_on(ledger):
+    from connectors.files import settle_lines
+    from schemas.serde import encode
+    lines = [b"{not json", b"[1,2]", b"", encode(person())]
+    results = [s.result for s in settle_lines(lines, ledger)]
+    assert len(results) == 3
+    assert _err(results[0]).startswith("BAD_EVENT: line 1: not JSON")
+    assert _err(results[1]) == "BAD_EVENT: line 2: not a JSON object"
+    assert results[2]["infcode"] == 0
+
+
+@pytest.mark.parametrize("med_type, infno, code, reason", [
+    ("21", "2207", None, "WRONG_INFNO"),
+    ("41", "2207", HOSPITAL[1], "WRONG_INFNO"),
+    ("11", "2102", HOSPITAL[1], "WRONG_INFNO"),
+    ("99", "2207", None, "UNKNOWN_MED_TYPE"),
+])
+def test_channel_mismatches_are_refused(med_type, infno, code, reason):
+    event = settlement([line("100")], med_type=med_type, infno=infno, fixmedins_code=code)
+    assert _err(run(hospitals() + [person(), event])[-1]).startswith(reason)
+
+
+def test_day_surgery_and_maternity_only_where_opened():
+    plain = institution("H53019900001", 3)
+    events = [plain, person(), settlement([line("1000")], med_type="28", fixmedins_code="H53019900001"),
+              settlement([line("1000")], med_type="52", fixmedins_code="H53019900001", matn_type="1")]
+    results = run(events)
+    assert _err(results[2]).startswith("DAY_SURGERY_NOT_OPEN")
+    assert _err(results[3]).startswith("MATERNITY_NOT_OPEN")
+
+
+def test_mid_stay_settlement_is_refused_not_guessed():
+    event = settlement([line("1000")], med_type="21", mid_setl_flag="1")
+    assert _err(run(hospitals() + [person(), event])[-1]).startswith("MID_SETTLEMENT_UNSUPPORTED")
+
+
+def test_duplicate_request_reemits_the_same_result_and_changes_nothing(ledger):
+    s = settlement([line("500")], acct_used_flag="1")
+    first = run(hospitals() + [person(balc="1000"), s], ledger)[-1]
+    before = ledger.snapshot()
+    again = run([s], ledger)[0]
+    assert again == first
+    assert ledger.snapshot() == before
+
+
+def test_changed_request_under_a_used_msgid_is_refused(ledger):
+    s = settlement([line("500")], msgid="M-SAME")
+    run(hospitals() + [person(), s], ledger)
+    before = ledger.snapshot()
+    changed = settlement([line("600")], msgid="M-SAME")
+    assert _err(run([changed], ledger)[0]).startswith("MSGID_REUSED")
+    assert ledger.snapshot() == before
+
+
+def test_refused_request_is_judged_afresh_when_resent(ledger):
+    s = settlement([line("500")])
+    assert _err(run([s], ledger)[0]).startswith("UNKNOWN_PERSON")
+    run(hospitals() + [person()], ledger)
+    assert run([s], ledger)[0]["infcode"] == 0
+
+
+def test_cancel_restores_accumulators_and_balance_exactly(ledger):
+    setup = hospitals() + [person(retired=True, brdy="1950-01-01", balc="300")]
+    run(setup, ledger)
+    ip = settlement([line("20000", kind="service"), line("3000", "02")], med_type="21", level=3, acct_used_flag="1")
+    before = ledger.snapshot()
+    done = setlinfo(run([ip], ledger)[0])
+    assert ledger.totals(PSN, 2024)["adm_cnt"] == 1
+    undo = setlinfo(run([cancel(ip)], ledger)[0])
+    assert ledger.snapshot() == before
+    assert undo["hifp_pay"] == -done["hifp_pay"] and undo["acct_pay"] == -done["acct_pay"]
+    assert undo["init_setl_id"] == done["setl_id"] and undo["balc"] == Decimal("300.00")
+
+
+def test_cancel_twice_unknown_or_with_the_wrong_infno_is_refused(ledger):
+    s = settlement([line("500")])
+    run(hospitals() + [person(), s], ledger)
+    assert _err(run([cancel(s, infno="2305")], ledger)[0]).startswith("WRONG_INFNO")
+    assert run([cancel(s)], ledger)[0]["infcode"] == 0
+    assert _err(run([cancel(s)], ledger)[0]).startswith("ALREADY_CANCELLED")
+    ghost = settlement([line("1")], msgid="NEVER-SENT")
+    assert _err(run([cancel(ghost)], ledger)[0]).startswith("UNKNOWN_SETTLEMENT")
+
+
+def test_reversal_2601_names_the_original_msgid_and_infno(ledger):
+    s = settlement([line("500")])
+    run(hospitals() + [person(), s], ledger)
+    reversal = {"infno": "2601", "msgid": "R1", "input": {"data": {"psn_no": PSN, "omsgid": s["msgid"], "oinfno": "2207"}}}
+    assert setlinfo(run([reversal], ledger)[0])["init_setl_id"] == f"S{s['msgid']}"
+    missing = {"infno": "2601", "msgid": "R2", "input": {"data": {"psn_no": PSN, "omsgid": s["msgid"]}}}
+    assert "oinfno" in _err(run([missing], ledger)[0])
+
+
+def test_cancel_in_january_restores_the_december_totals(ledger):
+    dec = settlement([line("1000")], day="2024-12-30")
+    run(hospitals() + [person(), dec, settlement([line("1000")], day="2025-01-02")], ledger)
+    dec_totals = ledger.totals(PSN, 2024)
+    assert dec_totals["op_pool_paid"] > 0
+    run([cancel(dec)], ledger)
+    assert ledger.totals(PSN, 2024)["op_pool_paid"] == 0
+    assert ledger.totals(PSN, 2025)["op_pool_paid"] > 0
+
+
+def test_account_pays_the_personal_part_up_to_its_balance():
+    results = run(hospitals() + [person(balc="50"), settlement([line("500")], acct_used_flag="1"),
+                                 settlement([line("500")], acct_used_flag="1")])
+    first, second = setlinfo(results[-2]), setlinfo(results[-1])
+    assert (first["acct_pay"], first["balc"]) == (Decimal("50.00"), Decimal("0.00"))
+    assert first["psn_cash_pay"] == first["psn_part_amt"] - Decimal("50")
+    assert (second["acct_pay"], second["balc"]) == (Decimal("0.00"), Decimal("0.00"))
+
+
+def test_pharmacy_uses_the_account_by_default_and_outpatient_pooling_only_when_told():
+    results = run(hospitals() + [person(balc="40"), settlement([line("30")], med_type="41"),
+                                 settlement([line("30")], acct_used_flag="0")])
+    assert setlinfo(results[-2])["acct_pay"] == Decimal("30.00")
+    assert setlinfo(results[-1])["acct_pay"] == Decimal("0.00")
+
+
+def test_disease_filing_accepts_code_or_seed_name_and_refuses_others():
+    results = run([person(), filing("糖尿病"), filing("TSB01"), filing("感冒")])
+    assert results[1]["output"]["opsp_dise_code"] == "MXB16"
+    assert results[2]["output"]["opsp_dise_name"] == "恶性肿瘤"
+    assert _err(results[3]).startswith("UNKNOWN_DISEASE")
+
+
+def test_filing_is_honoured_only_from_its_start_date():
+    events = hospitals() + [person(), filing("MXB16", begndate="2024-11-10"),
+                            settlement([line("500")], med_type="14", dise_codg="MXB16", day="2024-11-09"),
+                            settlement([line("500")], med_type="14", dise_codg="MXB16", day="2024-11-10")]
+    results = run(events)
+    assert setlinfo(results[-2])["benefit"] == "general_outpatient"
+    assert "not registered on 2024-11-09" in results[-2]["warn_msg"]
+    assert setlinfo(results[-1])["benefit"] == "chronic_outpatient"
+
+
+def test_imported_totals_add_to_the_year_and_are_used(ledger):
+    run(hospitals() + [person(), accumulators(2024, adm_cnt=2, ip_pool_paid=Decimal("1000"))], ledger)
+    info = setlinfo(run([settlement([line("1000", kind="service")], med_type="21", level=3)], ledger)[0])
+    assert info["act_pay_dedc"] == Decimal("0.00")  # third admission: no deductible (002 二、14)
+    assert ledger.totals(PSN, 2024)["adm_cnt"] == 3
+
+
+def test_every_result_records_the_policy_used_and_its_derivation():
+    info = setlinfo(run(hospitals() + [person(), settlement([line("500")], day="2024-10-31")])[-1])
+    assert info["policy_id"] == "yunnan-provincial-2022"
+    assert [s["key"] for s in info["setl_proc_info"]] == ["general_outpatient.deductible",
+                                                          "general_outpatient.ratio_active"]
+    assert info["setl_proc_info"][-1]["calc"] == "(500-30)×60%=282"
