@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import rich.progress
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -40,7 +41,10 @@ def settle(
     screen = Console(stderr=output is None, highlight=False)
     counts = {"ok": 0, "refused": 0, "bad": 0}
     try:
-        with events.open("rb") as f:
+        # A progress bar on the terminal while results go to a file; never in pipes or with --explain.
+        quiet = output is None or explain or not sys.stderr.isatty()
+        with rich.progress.open(events, "rb", description="settling", disable=quiet,
+                                console=Console(stderr=True), transient=True) as f:
             for item in settle_lines(f, ledger):
                 result = item.result
                 out.write(encode(result) + "\n")
