@@ -259,3 +259,21 @@ def test_inpatient_preselfpay_and_class_c_lines_are_outside_the_policy_range():
     info = settle(person(), settlement(lines, med_type="21", level=2))
     check(info, fulamt_ownpay_amt="500.00", preselfpay_amt="200.00", inscp_scp_amt="7800.00",
           hifp_pay="6380.00", psn_part_amt="2120.00")
+
+
+def test_emergency_rescue_at_70_after_one_admission_pays_half_the_second_admission_deductible():
+    # R1 + R3. Active, 74, one admission this year, rescue at level 2: 165/2 = 82.50;
+    # (3000-82.50)×88% = 2567.40; personal 432.60
+    info = settle(person(brdy="1950-01-01"), accumulators(2024, adm_cnt=1), rescue("3000", 2))
+    check(info, act_pay_dedc="82.50", hifp_pay="2567.40", psn_part_amt="432.60")
+
+
+def test_a_cancelled_admission_no_longer_counts_toward_the_ordinal():
+    # R2 counts admissions settled in the year; a cancelled (2305) settlement is undone.
+    # Active level 1: stay A (5000) settled then cancelled; stay B (5000) is the first admission again:
+    # (5000-400)×91% = 4186.00
+    from tests.support import cancel
+    a = stay("5000", 1, "2024-03-01")
+    rs = run(hospitals() + [person(), a, cancel(a), stay("5000", 1, "2024-04-01")])
+    assert rs[-2]["infcode"] == 0, rs[-2]["err_msg"]
+    check(setlinfo(rs[-1]), act_pay_dedc="400.00", hifp_pay="4186.00")

@@ -218,3 +218,21 @@ def test_pharmacy_eprescription_pooling_does_not_exist_before_1_november_2024():
     info = settle(person(), settlement([line("300")], med_type="41", day="2024-10-31",
                                        rx_fixmedins_code=HOSPITAL[2], rx_hosp_lv=2))
     check(info, hifp_pay="0", hifob_pay="0", psn_part_amt="300.00")
+
+
+def test_general_outpatient_deductible_is_not_halved_at_70():
+    # R1: 二、16 lists 普通住院、慢性病门诊、特殊病门诊、急症抢救 — not 普通门诊. Retired, 74, level 1, 2024-11:
+    # (500-20)×70% = 336.00
+    info = settle(person(brdy="1950-01-01", retired=True), settlement([line("500")]))
+    check(info, act_pay_dedc="20.00", hifp_pay="336.00", psn_part_amt="164.00")
+
+
+@pytest.mark.parametrize("day", ["2024-10-31", "2024-11-05"])
+def test_pharmacy_purchase_for_a_registered_chronic_disease_gets_the_chronic_benefit(day):
+    # 002 二、5 "双通道 ... 按照各统筹地区现行特殊病、慢性病 ... 门诊保障政策执行" (both rule sets).
+    # Filed 糖尿病 MXB16; e-prescription from the level-2 hospital; 1000 甲: (1000-300)×80% = 560.00
+    from tests.support import filing
+    info = settle(person(), filing("MXB16"),
+                  settlement([line("1000")], med_type="41", day=day, dise_codg="MXB16",
+                             rx_fixmedins_code=HOSPITAL[2], rx_hosp_lv=2))
+    check(info, act_pay_dedc="300.00", hifp_pay="560.00", psn_part_amt="440.00")
