@@ -69,7 +69,7 @@ class Workload:
 
 
 def _line(event: dict) -> bytes:
-    return encode(event).encode("utf-8")
+    return encode(event)
 
 
 def _money(rng: random.Random, lo: float, hi: float) -> Decimal:

@@ -5,7 +5,7 @@ restores the totals exactly. Every total restarts on 1 January (R2): a new year 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from .exceptions import check
@@ -28,19 +28,21 @@ class Accumulators:
 
     def plus(self, delta: "Delta", sign: int = 1) -> "Accumulators":
         """The totals after adding (sign=1) or removing (sign=-1) a settlement's delta."""
-        changes = {}
+        values = self.as_dict()
         for name, amount in delta.items():
             if name == "art_claimed":
-                changes[name] = bool(amount) if sign > 0 else False
+                values[name] = bool(amount) if sign > 0 else False
                 continue
-            value = getattr(self, name) + sign * amount
-            check(value >= 0, f"accumulator {name} would go negative ({value})")
-            changes[name] = value
-        return replace(self, **changes)
+            value = values[name] + sign * amount
+            if value < 0:
+                check(False, f"accumulator {name} would go negative ({value})")
+            values[name] = value
+        return Accumulators(**values)
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _FIELDS}
 
 
+_FIELDS = tuple(f.name for f in fields(Accumulators))
 Delta = dict  # accumulator field name -> amount added by one settlement
 EMPTY = Accumulators()

@@ -19,16 +19,6 @@ _TYPE_NAME = {"drug": "药品", "service": "诊疗项目", "consumable": "耗材
 
 
 @dataclass(frozen=True, slots=True)
-class LineSplit:
-    feedetl_sn: str
-    fee: Decimal
-    fulamt_ownpay_amt: Decimal
-    overlmt_amt: Decimal
-    preselfpay_amt: Decimal
-    inscp_scp_amt: Decimal
-
-
-@dataclass(frozen=True, slots=True)
 class BillTotals:
     medfee_sumamt: Decimal
     fulamt_ownpay_amt: Decimal
@@ -49,41 +39,39 @@ def _preselfpay_rate(line: FeeDetail, catalog: Catalog) -> tuple[Decimal, str]:
     return catalog.consumable_class_b_preselfpay, "catalog.consumable_class_b_preselfpay"
 
 
-def split_bill(lines: list[FeeDetail], catalog: Catalog, steps: list) -> tuple[list[LineSplit], BillTotals]:
-    """Split every line; append a derivation step for each line that is not wholly in scope."""
+def _what(line: FeeDetail) -> str:
+    return f"line {line.feedetl_sn} {_LV_NAME[line.chrgitm_lv]}{_TYPE_NAME[line.list_type]}"
+
+
+def split_bill(lines: list[FeeDetail], catalog: Catalog, steps: list) -> BillTotals:
+    """Split every line into the policy-range parts and total them; append a derivation step for
+    each line that is not wholly in scope."""
     unpaid_services = {
         f.feedetl_sn for f in lines if f.list_type == "service" and f.chrgitm_lv == "03"
     }
-    out = []
+    medfee = ownpay = overlmt = preselfpay = ZERO
     for line in lines:
         fee = line.det_item_fee_sumamt
-        what = f"line {line.feedetl_sn} {_LV_NAME[line.chrgitm_lv]}{_TYPE_NAME[line.list_type]}"
+        medfee += fee
         if line.chrgitm_lv == "03":
-            steps.append(("catalog.class_c", f"{what} {num(fee)} 全自费"))
-            out.append(LineSplit(line.feedetl_sn, fee, fee, ZERO, ZERO, ZERO))
+            steps.append(("catalog.class_c", f"{_what(line)} {num(fee)} 全自费"))
+            ownpay += fee
             continue
         if line.svc_feedetl_sn in unpaid_services:
             steps.append(("catalog.consumable_follows_service",
-                          f"{what} {num(fee)} 全自费 (used with unpaid service {line.svc_feedetl_sn})"))
-            out.append(LineSplit(line.feedetl_sn, fee, fee, ZERO, ZERO, ZERO))
+                          f"{_what(line)} {num(fee)} 全自费 (used with unpaid service {line.svc_feedetl_sn})"))
+            ownpay += fee
             continue
         over = ZERO
         if line.pric_uplmt_amt is not None:
             limit = fen(line.pric_uplmt_amt * (line.cnt if line.cnt is not None else 1))
             if fee > limit:
                 over = fee - limit
-                steps.append(("catalog.price_limit", f"{what} {num(fee)}-{num(limit)}={num(over)} 超限价自费"))
+                overlmt += over
+                steps.append(("catalog.price_limit", f"{_what(line)} {num(fee)}-{num(limit)}={num(over)} 超限价自费"))
         rate, key = _preselfpay_rate(line, catalog)
-        pre = ZERO
         if rate:
             pre = fen((fee - over) * rate)
-            steps.append((key, f"{what} {num(fee - over)}×{pct(rate)}={num(pre)} 先行自付"))
-        out.append(LineSplit(line.feedetl_sn, fee, ZERO, over, pre, fee - over - pre))
-    totals = BillTotals(
-        medfee_sumamt=sum((s.fee for s in out), ZERO),
-        fulamt_ownpay_amt=sum((s.fulamt_ownpay_amt for s in out), ZERO),
-        overlmt_selfpay=sum((s.overlmt_amt for s in out), ZERO),
-        preselfpay_amt=sum((s.preselfpay_amt for s in out), ZERO),
-        inscp_scp_amt=sum((s.inscp_scp_amt for s in out), ZERO),
-    )
-    return out, totals
+            preselfpay += pre
+            steps.append((key, f"{_what(line)} {num(fee - over)}×{pct(rate)}={num(pre)} 先行自付"))
+    return BillTotals(medfee, ownpay, overlmt, preselfpay, medfee - ownpay - overlmt - preselfpay)

@@ -63,7 +63,7 @@ class Ledger:
         self.balances: dict[str, Decimal] = {}
         self.institutions: dict[str, InstitutionData] = {}
         self.registrations: dict[str, dict[str, Registration]] = {}
-        self.ytd: dict[tuple[str, int], Accumulators] = {}
+        self.ytd: dict[str, dict[int, Accumulators]] = {}  # psn_no -> natural year -> totals
         self.settlements: dict[str, Settled] = {}  # setl_id -> record
         self.by_msgid: dict[str, str] = {}  # settlement msgid -> setl_id
         self.answered: dict[str, tuple[Any, dict]] = {}  # msgid -> (event, result)
@@ -131,9 +131,9 @@ class Ledger:
         d = event.input
         self._person_of(d.psn_no)
         delta = {k: v for k, v in d.model_dump(exclude={"psn_no", "year"}).items() if v}
-        key = (d.psn_no, d.year)
-        self.ytd[key] = self.ytd.get(key, EMPTY).plus(delta)
-        return ok(event, {"psn_no": d.psn_no, "year": d.year, "totals": _totals(self.ytd[key])})
+        years = self.ytd.setdefault(d.psn_no, {})
+        years[d.year] = years.get(d.year, EMPTY).plus(delta)
+        return ok(event, {"psn_no": d.psn_no, "year": d.year, "totals": _totals(years[d.year])})
 
     # -- settlement and cancel ----------------------------------------------------------------
 
@@ -149,13 +149,13 @@ class Ledger:
         if rx_level is None and data.rx_fixmedins_code in self.institutions:
             rx_level = self.institutions[data.rx_fixmedins_code].hosp_lv
         year = data.setl_time.year
-        key = (data.psn_no, year)
+        years = self.ytd.setdefault(data.psn_no, {})
         outcome = settle(
             req, person, self.balances[data.psn_no], institution, rx_level, policy,
-            self.ytd.get(key, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
-            any(acc.art_claimed for (psn, _), acc in self.ytd.items() if psn == data.psn_no),
+            years.get(year, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
+            any(acc.art_claimed for acc in years.values()),
         )
-        self.ytd[key] = self.ytd.get(key, EMPTY).plus(outcome.delta)
+        years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
         setl_id = outcome.output["setlinfo"]["setl_id"]
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, year, outcome.delta,
@@ -176,8 +176,8 @@ class Ledger:
                                     f"{req.infno} cancels {original}")
         if record.cancelled_by is not None:
             raise SettlementRefused("ALREADY_CANCELLED", f"settlement {setl_id} was cancelled by msgid {record.cancelled_by}")
-        key = (record.psn_no, record.year)
-        self.ytd[key] = self.ytd[key].plus(record.delta, sign=-1)
+        years = self.ytd[record.psn_no]
+        years[record.year] = years[record.year].plus(record.delta, sign=-1)
         self.balances[record.psn_no] += record.acct_pay
         record.cancelled_by = req.msgid
         info = dict(record.output["setlinfo"])
@@ -201,14 +201,15 @@ class Ledger:
     # -- views for tests, replay checks and the CLI summary ------------------------------------
 
     def totals(self, psn_no: str, year: int) -> dict:
-        return _totals(self.ytd.get((psn_no, year), EMPTY))
+        return _totals(self.ytd.get(psn_no, {}).get(year, EMPTY))
 
     def snapshot(self) -> dict:
         """The money state (account balances and year-to-date totals) as plain data, for equality
         checks: a settlement followed by its cancel leaves it exactly as it was."""
         return {
             "balances": dict(sorted(self.balances.items())),
-            "ytd": {f"{p}/{y}": _totals(a) for (p, y), a in sorted(self.ytd.items()) if a != EMPTY},
+            "ytd": {f"{p}/{y}": _totals(a) for p, years in sorted(self.ytd.items())
+                    for y, a in sorted(years.items()) if a != EMPTY},
         }
 
 

@@ -88,7 +88,7 @@ def settle(
     _check_channel(req, benefit, institution)
     warnings: list[str] = []
     steps: list = []
-    _, bill = split_bill(req.input.feedetail, policy.catalog, steps)
+    bill = split_bill(req.input.feedetail, policy.catalog, steps)
     active = [r for r in registrations if r.active_on(day)]
     level = institution.hosp_lv
     if benefit == "pharmacy" and data.rx_fixmedins_code and institution.outpatient_pooling:
@@ -199,7 +199,7 @@ def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Ou
         "insutype": "510" if pooled.fund_pay_type == "510100" else "310",
         "psn_type": person.psn_type,
         "med_type": data.med_type,
-        "setl_time": data.setl_time.strftime("%Y-%m-%d %H:%M:%S"),
+        "setl_time": data.setl_time.isoformat(" ", "seconds"),
         "medins_setl_id": req.msgid,
         "fixmedins_code": req.fixmedins_code,
         "medfee_sumamt": bill.medfee_sumamt,

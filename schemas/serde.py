@@ -1,15 +1,16 @@
 """Decode events from JSON and encode results to JSON, with exact decimals and errors that name the field.
 
 Money is Decimal end to end: JSON numbers are parsed exactly by pydantic, and results are written
-with simplejson, which prints a Decimal as the number it is (332.50, never 332.49999).
+by orjson with each Decimal inserted as its own text (332.50, never 332.49999 nor "332.50").
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-import simplejson
+import orjson
 from pydantic import ValidationError
 
 from .models import EVENT, INFNOS
@@ -56,6 +57,12 @@ def _explain(raw: bytes | str, err: ValidationError) -> BadEvent:
     return BadEvent(infno, msgid, "; ".join(problems) + (f" (+{more} more)" if more > 0 else ""))
 
 
-def encode(obj: Any) -> str:
-    """One compact JSON line; Decimals as exact numbers, Chinese as is, key order as built."""
-    return simplejson.dumps(obj, ensure_ascii=False, separators=(",", ":"), use_decimal=True)
+def _exact(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(obj: Any) -> bytes:
+    """One compact JSON document as UTF-8; Decimals as exact numbers, key order as built."""
+    return orjson.dumps(obj, default=_exact)

@@ -37,7 +37,7 @@ def settle(
 ) -> None:
     """Settle EVENTS in order against in-memory state; write one result per event, in order."""
     ledger = Ledger(_book(policies))
-    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    out = output.open("wb") if output else sys.stdout.buffer
     screen = Console(stderr=output is None, highlight=False)
     counts = {"ok": 0, "refused": 0, "bad": 0}
     try:
@@ -47,7 +47,7 @@ def settle(
                                 console=Console(stderr=True), transient=True) as f:
             for item in settle_lines(f, ledger):
                 result = item.result
-                out.write(encode(result) + "\n")
+                out.write(encode(result) + b"\n")
                 if result["infcode"] == 0:
                     counts["ok"] += 1
                 elif item.event is None:
