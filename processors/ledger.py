@@ -189,7 +189,8 @@ class Ledger:
         info["init_setl_id"] = setl_id
         info["medins_setl_id"] = req.msgid
         info.pop("setl_proc_info")
-        detail = [dict(row, fund_payamt=-row["fund_payamt"]) for row in record.output["setldetail"]]
+        detail = [dict(row, inscp_scp_amt=-row["inscp_scp_amt"], fund_payamt=-row["fund_payamt"])
+                  for row in record.output["setldetail"]]
         return ok(req, {"setlinfo": info, "setldetail": detail})
 
     def _person_of(self, psn_no: str) -> PersonData:
