@@ -24,15 +24,12 @@ class Accumulators:
     special_dedc_paid: Decimal = ZERO  # special-disease deductible met this year (R7)
     maf_dedc_paid: Decimal = ZERO  # medical-assistance deductible met this year (R9)
     maf_paid: Decimal = ZERO  # medical assistance paid
-    art_claimed: bool = False  # assisted-reproduction subsidy claimed (once per person)
+    art_claimed: int = 0  # assisted-reproduction subsidies claimed (allowed once per person)
 
     def plus(self, delta: "Delta", sign: int = 1) -> "Accumulators":
         """The totals after adding (sign=1) or removing (sign=-1) a settlement's delta."""
         values = self.as_dict()
         for name, amount in delta.items():
-            if name == "art_claimed":
-                values[name] = bool(amount) if sign > 0 else False
-                continue
             value = values[name] + sign * amount
             if value < 0:
                 check(False, f"accumulator {name} would go negative ({value})")

@@ -131,6 +131,8 @@ class Ledger:
         d = event.input
         self._person_of(d.psn_no)
         delta = {k: v for k, v in d.model_dump(exclude={"psn_no", "year"}).items() if v}
+        if d.art_claimed:
+            delta["art_claimed"] = 1
         years = self.ytd.setdefault(d.psn_no, {})
         years[d.year] = years.get(d.year, EMPTY).plus(delta)
         return ok(event, {"psn_no": d.psn_no, "year": d.year, "totals": _totals(years[d.year])})
@@ -174,6 +176,9 @@ class Ledger:
         if record.infno != original:
             raise SettlementRefused("WRONG_INFNO", f"settlement {setl_id} was made by {record.infno}, "
                                     f"{req.infno} cancels {original}")
+        if req.fixmedins_code is not None and req.fixmedins_code != record.output["setlinfo"]["fixmedins_code"]:
+            raise SettlementRefused("WRONG_INSTITUTION", f"settlement {setl_id} belongs to another institution; "
+                                    "only the institution that settled it can cancel it")
         if record.cancelled_by is not None:
             raise SettlementRefused("ALREADY_CANCELLED", f"settlement {setl_id} was cancelled by msgid {record.cancelled_by}")
         years = self.ytd[record.psn_no]

@@ -108,7 +108,7 @@ def _assisted_reproduction(claim: Claim, data: SettlementData, art_claimed_ever:
         raise SettlementRefused("ART_ALREADY_CLAIMED", "the assisted-reproduction subsidy is paid once per person")
     cap = claim.policy.maternity.assisted_reproduction_cap
     pooled.hifp_pay = min(cap, claim.bill.medfee_sumamt)
-    pooled.add("art_claimed", True)
+    pooled.add("art_claimed", 1)
     pooled.steps.append(("maternity.assisted_reproduction_cap",
                          f"min(bill {num(claim.bill.medfee_sumamt)}, {num(cap)})={num(pooled.hifp_pay)}, once"))
     return pooled

@@ -205,3 +205,20 @@ def test_every_result_records_the_policy_used_and_its_derivation():
     assert [s["key"] for s in info["setl_proc_info"]] == ["general_outpatient.deductible",
                                                           "general_outpatient.ratio_active"]
     assert info["setl_proc_info"][-1]["calc"] == "(500-30)×60%=282"
+
+
+def test_only_the_settling_institution_can_cancel(ledger):
+    s = settlement([line("500")], level=1)
+    run(hospitals() + [person(), s], ledger)
+    foreign = cancel(s)
+    foreign["fixmedins_code"] = HOSPITAL[3]
+    assert _err(run([foreign], ledger)[0]).startswith("WRONG_INSTITUTION")
+    assert run([cancel(s)], ledger)[0]["infcode"] == 0
+
+
+def test_cancelled_assisted_reproduction_keeps_a_claim_imported_from_elsewhere(ledger):
+    art = settlement([line("5000", kind="service")], med_type="51", level=3, matn_type="5", art_birth_flag="1")
+    run(hospitals() + [person(gend="2"), art, accumulators(2024, art_claimed=True)], ledger)
+    run([cancel(art)], ledger)
+    again = settlement([line("5000", kind="service")], med_type="51", level=3, matn_type="5", art_birth_flag="1")
+    assert _err(run([again], ledger)[0]).startswith("ART_ALREADY_CLAIMED")
