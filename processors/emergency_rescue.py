@@ -8,21 +8,14 @@ admission. Halved at 70+ like the inpatient deductible.
 from __future__ import annotations
 
 from .claim import Claim, Pooled
-from .money import num
-from .pooling import eligible_expr, elderly_halved, merged_cap_tiers, pay_through
+from .pooling import admission_deductible, eligible_expr, merged_cap_tiers, pay_through
 
 
 def settle(claim: Claim) -> Pooled:
     pooled = Pooled("emergency_rescue")
     ordinal = min(claim.ytd.adm_cnt + 1, 3)
-    standard = claim.policy.inpatient.deductible_by_admission[ordinal][claim.level]
-    pooled.steps.append((
-        "inpatient.deductible_by_admission",
-        f"{claim.ytd.adm_cnt} admissions before: admission-{ordinal} standard at level {claim.level} {num(standard)}",
-    ))
-    standard = elderly_halved(claim, pooled, standard, "起付标准")
-    deductible = min(standard, claim.bill.inscp_scp_amt)
-    pooled.act_pay_dedc = deductible
+    deductible = admission_deductible(
+        claim, pooled, ordinal, f"{claim.ytd.adm_cnt} admissions before: the admission-{ordinal} standard")
     eligible, expr = eligible_expr(claim, deductible)
     pay_through(claim, pooled, eligible, expr, merged_cap_tiers(claim))
     return pooled

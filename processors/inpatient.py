@@ -8,21 +8,14 @@ from __future__ import annotations
 
 from .claim import Claim, Pooled
 from .money import ZERO, fen, num, pct
-from .pooling import cap_room, eligible_expr, elderly_halved, merged_cap_tiers, pay_through
+from .pooling import admission_deductible, cap_room, eligible_expr, merged_cap_tiers, pay_through
 
 
 def settle(claim: Claim) -> Pooled:
     pooled = Pooled("inpatient")
     ordinal = min(claim.ytd.adm_cnt + 1, 3)
     pooled.add("adm_cnt", 1)
-    standard = claim.policy.inpatient.deductible_by_admission[ordinal][claim.level]
-    pooled.steps.append((
-        "inpatient.deductible_by_admission",
-        f"admission {claim.ytd.adm_cnt + 1} of the year at level {claim.level}: 起付标准 {num(standard)}",
-    ))
-    standard = elderly_halved(claim, pooled, standard, "起付标准")
-    deductible = min(standard, claim.bill.inscp_scp_amt)
-    pooled.act_pay_dedc = deductible
+    deductible = admission_deductible(claim, pooled, ordinal, f"admission {claim.ytd.adm_cnt + 1} of the year")
     eligible, expr = eligible_expr(claim, deductible)
     tiers = merged_cap_tiers(claim)
     pay_through(claim, pooled, eligible, expr, tiers)

@@ -94,6 +94,16 @@ def elderly_halved(claim: Claim, pooled: Pooled, standard: Decimal, key: str) ->
     return halved
 
 
+def admission_deductible(claim: Claim, pooled: Pooled, ordinal: int, what: str) -> Decimal:
+    """The inpatient deductible of an admission ordinal at the treating level, halved at 70+,
+    capped by the policy range; recorded as the settlement's act_pay_dedc."""
+    standard = claim.policy.inpatient.deductible_by_admission[ordinal][claim.level]
+    pooled.steps.append(("inpatient.deductible_by_admission", f"{what} at level {claim.level}: 起付标准 {num(standard)}"))
+    standard = elderly_halved(claim, pooled, standard, "起付标准")
+    pooled.act_pay_dedc = min(standard, claim.bill.inscp_scp_amt)
+    return pooled.act_pay_dedc
+
+
 def yearly_deductible(claim: Claim, pooled: Pooled, standard: Decimal, met_field: str, key: str) -> Decimal:
     """A deductible met once per natural year: the part still open, capped by the policy range."""
     met = getattr(claim.ytd, met_field)

@@ -97,3 +97,25 @@ def setlinfo(result: dict) -> dict:
 
 def money(value) -> Decimal:
     return Decimal(str(value))
+
+
+SETTLE_INFNOS = ("2102", "2207", "2304")
+
+
+def settlement_results(*events: dict) -> list[dict]:
+    """Settle the events after hospitals(); return the result of every settlement request, in order."""
+    return [r for r in run(hospitals() + list(events)) if r["infno"] in SETTLE_INFNOS]
+
+
+def settle_all(*events: dict) -> list[dict]:
+    return [setlinfo(r) for r in settlement_results(*events)]
+
+
+def settle(*events: dict) -> dict:
+    """The setlinfo of the last settlement request among the events."""
+    return setlinfo(settlement_results(*events)[-1])
+
+
+def check(info: dict, **expected) -> None:
+    """Assert the named setlinfo amounts to the fen: check(info, hifp_pay="332.50")."""
+    assert {k: info[k] for k in expected} == {k: Decimal(v) for k, v in expected.items()}

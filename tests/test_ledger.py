@@ -3,8 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from processors.ledger import Ledger
-from tests.support import (BOOK, HOSPITAL, PSN, accumulators, cancel, filing, hospitals, institution, line,
+from tests.support import (HOSPITAL, PSN, accumulators, cancel, filing, hospitals, institution, line,
                            person, run, setlinfo, settlement)
 
 

@@ -8,22 +8,12 @@ Rounding ROUND_HALF_UP to the fen. Default person: 64 in 2024, active. Bills are
 """
 from decimal import Decimal
 
-from tests.support import accumulators, filing, hospitals, line, person, run, setlinfo, settlement
+from tests.support import (accumulators, check, filing, line, person, settle, settle_all, settlement)
 
 D = Decimal
 
 
-def settle_all(*events):
-    return [setlinfo(r) for r in run(hospitals() + list(events)) if r["infno"] in ("2207", "2304", "2102")]
 
-
-def settle(*events):
-    return settle_all(*events)[-1]
-
-
-def check(info, **expected):
-    got = {k: info[k] for k in expected}
-    assert got == {k: D(v) for k, v in expected.items()}
 
 
 def deep(base="20000", **kw):

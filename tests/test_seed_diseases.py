@@ -8,22 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import accumulators, filing, hospitals, line, person, run, setlinfo, settlement
+from tests.support import (accumulators, check, filing, line, person, settle, settle_all, settlement)
 
 D = Decimal
 
 
-def settle_all(*events):
-    return [setlinfo(r) for r in run(hospitals() + list(events)) if r["infno"] in ("2207", "2304", "2102")]
 
-
-def settle(*events):
-    return settle_all(*events)[-1]
-
-
-def check(info, **expected):
-    got = {k: info[k] for k in expected}
-    assert got == {k: D(v) for k, v in expected.items()}
 
 
 def visit(amount, disease, level=2, day="2024-11-05"):

@@ -8,24 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import accumulators, hospitals, line, person, run, setlinfo, settlement
+from tests.support import (accumulators, check, hospitals, line, person, run, setlinfo, settle, settle_all, settlement)
 
 D = Decimal
 SEVENTY_ON_5_NOV = "1954-11-05"  # turns 70 on 2024-11-05
 
 
-def settle(*events):
-    return setlinfo(run(hospitals() + list(events))[-1])
 
-
-def settle_all(*events):
-    return [setlinfo(r) for r in run(hospitals() + list(events))[len(hospitals()):] if r["infno"] in
-            ("2207", "2304", "2102")]
-
-
-def check(info, **expected):
-    got = {k: info[k] for k in expected}
-    assert got == {k: D(v) for k, v in expected.items()}
 
 
 def stay(amount, level, day="2024-11-05", lv="01"):

@@ -11,23 +11,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import accumulators, hospitals, line, person, run, setlinfo, settlement
+from tests.support import (accumulators, check, line, person, setlinfo, settle, settlement, settlement_results as results)
 
 D = Decimal
 MOTHER = dict(brdy="1994-03-01", gend="2")
 
 
-def results(*events):
-    return [r for r in run(hospitals() + list(events)) if r["infno"] in ("2207", "2304", "2102")]
 
-
-def settle(*events):
-    return setlinfo(results(*events)[-1])
-
-
-def check(info, **expected):
-    got = {k: info[k] for k in expected}
-    assert got == {k: D(v) for k, v in expected.items()}
 
 
 def birth(amount, matn_type, level=3, **data):

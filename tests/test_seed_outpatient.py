@@ -8,19 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import HOSPITAL, accumulators, hospitals, line, person, run, setlinfo, settlement
+from tests.support import (accumulators, check, HOSPITAL, hospitals, line, person, run, setlinfo, settle, settlement)
 
 D = Decimal
 
 
-def settle(*events):
-    """Settle institutions + events; return the setlinfo of the last result."""
-    return setlinfo(run(hospitals() + list(events))[-1])
-
-
-def check(info, **expected):
-    got = {k: info[k] for k in expected}
-    assert got == {k: D(v) for k, v in expected.items()}
 
 
 # ---------------------------------------------------------------------------------------------
