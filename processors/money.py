@@ -14,7 +14,9 @@ def fen(amount: Decimal) -> Decimal:
 
 def num(amount: Decimal) -> str:
     """A money or count figure as a person writes it in a derivation: 332.50 -> '332.5', 500.00 -> '500'."""
-    text = format(amount, "f")
+    text = str(amount)
+    if "E" in text:  # str() switches to scientific notation for some exponents; format() never does
+        text = format(amount, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
