@@ -1,4 +1,4 @@
-"""The `yibao` command line: offline settlement of an event file, and a look at the loaded policies."""
+"""The `yibao` command line: the streaming service, sending and tailing over Kafka, offline settlement."""
 from __future__ import annotations
 
 import sys
@@ -101,6 +101,92 @@ def policies(
     for p in book.policies:
         table.add_row(p.id, p.region, str(p.effective_from), str(p.effective_until or "—"))
     Console().print(table)
+
+
+@app.command()
+def run(
+    population: Optional[Path] = typer.Option(None, "--population", exists=True, dir_okay=False,
+                                              help="send this file's reference data (people, institutions, filings) first"),
+    log_level: str = typer.Option("warning", "--log-level", help="worker log level"),
+) -> None:
+    """Run the streaming service: the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set, then the worker."""
+    from streams.service import serve
+    from streams.settings import Settings
+    try:
+        code = serve(Settings(), population, log_level)
+    except PolicyError as e:
+        typer.echo(f"policy error, cannot start:\n{e}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+def _bootstrap(bootstrap: Optional[str]) -> str:
+    from streams.settings import Settings
+    value = bootstrap or Settings().bootstrap
+    if not value:
+        typer.echo("no broker: pass --bootstrap HOST:PORT (yibao run prints it) or set KAFKA_BOOTSTRAP_SERVERS", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def send(
+    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file, one event per line"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="HOST:PORT (default: KAFKA_BOOTSTRAP_SERVERS)"),
+    timeout: float = typer.Option(120.0, "--timeout", help="seconds to wait for all results"),
+) -> None:
+    """Produce EVENTS in order and print each one's result (JSON lines, in file order)."""
+    import asyncio
+
+    from connectors.client import read_events, send_events
+    from streams.settings import Settings
+    outgoing, bad = read_events(events)
+    for lineno, reason in bad:
+        typer.echo(f"line {lineno}: not sent: {reason}", err=True)
+    awaited = [e for e in outgoing if e.msgid]
+    with rich.progress.Progress(console=Console(stderr=True), transient=True,
+                                disable=len(awaited) < 1000 or not sys.stderr.isatty()) as progress:
+        task = progress.add_task("results", total=len(awaited))
+        results = asyncio.run(send_events(_bootstrap(bootstrap), outgoing, timeout, Settings().kafka_kwargs(),
+                                          lambda: progress.advance(task)))
+    missing = 0
+    for e in awaited:
+        if e.msgid in results:
+            sys.stdout.buffer.write(results[e.msgid] + b"\n")
+        else:
+            missing += 1
+            typer.echo(f"line {e.lineno}: no result for msgid {e.msgid} within {timeout:.0f}s "
+                       "(see yibao tail rejected)", err=True)
+    sys.stdout.flush()
+    typer.echo(f"{len(outgoing)} sent, {len(results)} results, {missing} missing", err=True)
+    raise typer.Exit(1 if missing or bad else 0)
+
+
+TAIL_TOPICS = {"requests": "settle.requests", "commands": "insured.commands", "ops": "ledger.ops",
+               "results": "settle.results", "rejected": "settle.rejected", "clearing": "clearing.entries"}
+
+
+@app.command()
+def tail(
+    topic: str = typer.Argument("results", help=f"one of {', '.join(TAIL_TOPICS)} (or a topic name)"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="HOST:PORT (default: KAFKA_BOOTSTRAP_SERVERS)"),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="start at the oldest record"),
+    count: Optional[int] = typer.Option(None, "--count", help="stop after this many records"),
+    idle: Optional[float] = typer.Option(None, "--idle", help="stop after this many seconds without a record"),
+) -> None:
+    """Follow a topic, one readable line per record (personal numbers masked)."""
+    import asyncio
+
+    from connectors.client import tail as tail_topic
+    from streams.settings import Settings
+    from streams.view import describe
+    name = TAIL_TOPICS.get(topic, topic)
+    screen = Console(highlight=False, soft_wrap=True)
+    try:
+        asyncio.run(tail_topic(_bootstrap(bootstrap), name, from_beginning, count, Settings().kafka_kwargs(),
+                               lambda r: screen.print(describe(name, r)), idle))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,162 @@
+"""A Kafka client for people and scripts: send a file of events and wait for their results; tail a topic.
+
+`yibao send` keys each event by `psn_no` (institutions by `fixmedins_code`) so one person's events
+stay in order, sends reference data to `insured.commands` and settlements to `settle.requests`, and
+waits for the results of everything sent before it switches topic (the two topics are consumed
+independently, so that barrier keeps a person's record ahead of their first settlement).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REQUESTS, COMMANDS, RESULTS = "settle.requests", "insured.commands", "settle.results"
+REFERENCE = ("person", "institution", "2503", "2504", "accumulators")
+JSON_HEADERS = [("content-type", b"application/json")]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    lineno: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    msgid: str | None
+
+
+def read_events(path: Path) -> tuple[list[Outgoing], list[tuple[int, str]]]:
+    """The file's events with their topic and key; lines that cannot be sent, with the reason."""
+    out, bad = [], []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            doc = json.loads(raw)
+        except ValueError as e:
+            bad.append((lineno, f"not JSON: {e}"))
+            continue
+        if not isinstance(doc, dict):
+            bad.append((lineno, "not a JSON object"))
+            continue
+        infno = doc.get("infno")
+        inp = doc.get("input") if isinstance(doc.get("input"), dict) else {}
+        data = inp.get("data") if isinstance(inp.get("data"), dict) else inp
+        key = data.get("psn_no") or (inp.get("fixmedins_code") if infno == "institution" else None)
+        msgid = doc.get("msgid") if isinstance(doc.get("msgid"), str) else None
+        topic = COMMANDS if infno in REFERENCE else REQUESTS
+        out.append(Outgoing(lineno, topic, str(key).encode() if key else None, raw, msgid))
+    return out, bad
+
+
+class ResultWaiter:
+    """Reads settle.results and hands over the first result of each awaited msgid."""
+
+    def __init__(self, bootstrap: str, **kafka) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                         **kafka)
+        self.results: dict[str, bytes] = {}
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = self.consumer.partitions_for_topic(RESULTS) or set()
+        tps = [TopicPartition(RESULTS, p) for p in sorted(parts)]
+        self.consumer.assign(tps)
+        # End offsets may be early on the embedded broker; reading a few older results is harmless:
+        # only awaited msgids are kept, and a msgid's result never changes.
+        await self.consumer.seek_to_end(*tps)
+
+    async def wait(self, msgids: set[str], deadline: float, on_result: Callable[[], None] = lambda: None) -> None:
+        missing = {m for m in msgids if m not in self.results}
+        while missing and time.monotonic() < deadline:
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for r in records:
+                    try:
+                        ref = json.loads(r.value).get("inf_refmsgid")
+                    except (ValueError, AttributeError):
+                        continue
+                    if ref in missing:
+                        self.results[ref] = r.value
+                        missing.discard(ref)
+                        on_result()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+async def send_events(bootstrap: str, events: list[Outgoing], timeout: float, kafka: dict,
+                      on_result: Callable[[], None] = lambda: None) -> dict[str, bytes]:
+    """Produce the events in order and return the results received, by msgid."""
+    waiter = ResultWaiter(bootstrap, **kafka)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **kafka)
+    await waiter.start()
+    await producer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        pending: set[str] = set()
+        topic = None
+        for ev in events:
+            if topic is not None and ev.topic != topic and pending:
+                await producer.flush()
+                await waiter.wait(pending, deadline, on_result)
+                pending.clear()
+            topic = ev.topic
+            await producer.send(ev.topic, ev.value, key=ev.key, headers=JSON_HEADERS)
+            if ev.msgid:
+                pending.add(ev.msgid)
+        await producer.flush()
+        await waiter.wait(pending, deadline, on_result)
+        return waiter.results
+    finally:
+        await producer.stop()
+        await waiter.stop()
+
+
+async def send_reference_data(bootstrap: str, path: Path, settings) -> int:
+    """Produce the reference-data events of a file (people, institutions, filings, imports)."""
+    events, _ = read_events(path)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **settings.kafka_kwargs())
+    await producer.start()
+    try:
+        sent = 0
+        for ev in events:
+            if ev.topic == COMMANDS:
+                await producer.send(ev.topic, ev.value, key=ev.key, headers=JSON_HEADERS)
+                sent += 1
+        await producer.flush()
+        return sent
+    finally:
+        await producer.stop()
+
+
+async def tail(bootstrap: str, topic: str, from_beginning: bool, count: int | None, kafka: dict,
+               show: Callable[[object], None], idle_timeout: float | None = None) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **kafka)
+    await consumer.start()
+    seen = 0
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        last = time.monotonic()
+        while count is None or seen < count:
+            batches = await consumer.getmany(timeout_ms=500)
+            if not batches and idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                break
+            for records in batches.values():
+                for r in records:
+                    show(r)
+                    seen += 1
+                    last = time.monotonic()
+        return seen
+    finally:
+        await consumer.stop()

@@ -1,0 +1,142 @@
+"""The router and ledger agents: batches in, records out, one await per batch for the produce acks.
+
+Router: `settle.requests` + `insured.commands` -> validate -> `ledger.ops` keyed by ledger group (or
+`settle.rejected`). Ledger: `ledger.ops` -> `PartitionLedgers` -> `settle.results`, `clearing.entries`.
+A batch is acknowledged (and its offsets become committable) only after every record it produced
+is acknowledged by the broker: nothing is lost on a crash, and what is redone re-produces the same
+bytes (the ledger is deterministic and remembers answered msgids).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processors.policy import PolicyBook
+
+from . import metrics, topics
+from .partitions import PartitionLedgers
+from .routing import Record, Source, route
+from .settings import Settings
+
+log = logging.getLogger("yibao.agents")
+
+
+def _headers(message) -> dict[str, bytes]:
+    return {k: v for k, v in (message.headers or [])}
+
+
+async def _produce(app: faust.App, records: list[Record]) -> list:
+    futures = []
+    for r in records:
+        futures.append(await app.producer.send(r.topic, r.key, r.value, r.partition, None, r.headers))
+        metrics.EVENTS_OUT.labels(r.topic).inc()
+    return futures
+
+
+class Health:
+    """Why the worker is stopping, when it stops on its own: the service turns it into an exit code."""
+
+    def __init__(self) -> None:
+        self.fatal: str | None = None
+
+    def stop(self, reason: str) -> None:
+        if self.fatal is None:
+            self.fatal = reason
+            log.critical("%s: stopping the worker (uncommitted input is redone on restart)", reason)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _batches(stream, settings: Settings, health: Health, name: str) -> AsyncIterator[list]:
+    """Batches of events; an error in handling one stops the worker instead of letting Faust
+    restart the agent past the unacknowledged batch."""
+    try:
+        async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000):
+            yield events
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        health.stop(f"{name} agent failed: {e!r}")
+        raise
+
+
+def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str, health: Health) -> PartitionLedgers:
+    requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
+    ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
+    ledgers = PartitionLedgers(book)
+
+    @app.agent(requests, name="router")
+    async def router(stream):
+        async for events in _batches(stream, settings, health, "router"):
+            futures = []
+            for event in events:
+                m = event.message
+                metrics.EVENTS_IN.labels(m.topic).inc()
+                records = route(m.value, m.key, _headers(m), Source(m.topic, m.partition, m.offset),
+                                settings.partitions, settings.max_message_bytes)
+                for r in records:
+                    if r.topic == topics.REJECTED:
+                        metrics.REJECTS.labels(dict(r.headers)["yb-reason"].decode("utf-8").split(":")[0][:40]).inc()
+                futures += await _produce(app, records)
+            await asyncio.gather(*futures)
+
+    @app.agent(ops, name="ledger")
+    async def ledger(stream):
+        async for events in _batches(stream, settings, health, "ledger"):
+            futures = []
+            for event in events:
+                m = event.message
+                metrics.EVENTS_IN.labels(m.topic).inc()
+                if not ledgers.in_sequence(m.partition, m.offset):
+                    await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
+                started = time.perf_counter()
+                records = ledgers.apply(m.partition, m.offset, m.value, _headers(m))
+                metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
+                futures += await _produce(app, records)
+            await asyncio.gather(*futures)
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app_, revoked: set, **kwargs) -> None:
+        for tp in revoked:
+            if tp.topic == topics.LEDGER_OPS:
+                ledgers.drop(tp.partition)
+
+    return ledgers
+
+
+async def rebuild(ledgers: PartitionLedgers, bootstrap: str, settings: Settings, partition: int, upto: int) -> None:
+    """Replay ledger.ops[partition] offsets [0, upto) into a fresh ledger, emitting nothing.
+
+    Reads until it has seen offset upto-1 itself: no end offset is trusted (BROKER.md, point 1).
+    """
+    ledgers.reset(partition)
+    if upto == 0:
+        return
+    started = time.monotonic()
+    tp = TopicPartition(topics.LEDGER_OPS, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest", **settings.kafka_kwargs())
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        replayed = 0
+        while ledgers.next_offset[partition] < upto:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
+            for m in batch.get(tp, []):
+                if m.offset >= upto:
+                    break
+                ledgers.apply(partition, m.offset, m.value, _headers(m), emit=False)
+                replayed += 1
+            if not batch and time.monotonic() - started > 120:
+                raise RuntimeError(f"ledger.ops[{partition}] replay stalled at offset {ledgers.next_offset[partition]}"
+                                   f" before {upto}: the log is incomplete")
+        log.info("ledger.ops[%d] rebuilt from %d ops in %.2fs", partition, replayed, time.monotonic() - started)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,46 @@
+"""Service configuration from the environment, read once at start-up. Nothing here is policy."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from processors.policy import POLICY_ROOT
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not an integer") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """`KAFKA_BOOTSTRAP_SERVERS` unset means: start the embedded broker on a free loopback port."""
+
+    bootstrap: str | None = field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
+    app_id: str = field(default_factory=lambda: os.environ.get("YIBAO_APP_ID", "yibao"))
+    partitions: int = field(default_factory=lambda: _int("YIBAO_PARTITIONS", 4))
+    batch_size: int = field(default_factory=lambda: _int("YIBAO_BATCH_SIZE", 1000))
+    batch_ms: int = field(default_factory=lambda: _int("YIBAO_BATCH_MS", 20))
+    max_message_bytes: int = field(default_factory=lambda: _int("YIBAO_MAX_MESSAGE_BYTES", 1_000_000))
+    metrics_port: int = field(default_factory=lambda: _int("YIBAO_METRICS_PORT", 0))
+    policies: Path = field(default_factory=lambda: Path(os.environ.get("YIBAO_POLICIES", str(POLICY_ROOT))))
+    security_protocol: str = field(default_factory=lambda: os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
+    sasl_mechanism: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_MECHANISM") or None)
+    sasl_username: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_USERNAME") or None)
+    sasl_password: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_PASSWORD") or None)
+    ssl_cafile: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SSL_CAFILE") or None)
+
+    def kafka_kwargs(self) -> dict:
+        """aiokafka client arguments for the configured security (SASL/TLS passed through)."""
+        kwargs: dict = {"security_protocol": self.security_protocol}
+        if self.ssl_cafile or self.security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.sasl_mechanism:
+            kwargs.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                          sasl_plain_password=self.sasl_password)
+        return kwargs

@@ -1,0 +1,55 @@
+"""Topic names, partition counts and configs: declared once here, created and checked at start-up.
+
+Keys: `settle.requests` and `insured.commands` by `psn_no` (institutions by `fixmedins_code`), so one
+person's events keep their order; `ledger.ops` by ledger group (today a person is their own group);
+`settle.results` by `fixmedins_code`, for the billing system that sent the request.
+"""
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+REQUESTS = "settle.requests"
+COMMANDS = "insured.commands"
+LEDGER_OPS = "ledger.ops"
+RESULTS = "settle.results"
+REJECTED = "settle.rejected"
+CLEARING = "clearing.entries"
+
+WEEK_MS = str(7 * 24 * 3600 * 1000)
+# The DLQ keeps the original bytes of what it rejects, oversized input included, up to this size
+# (beyond it the body is cut and the header yb-truncated gives the original length).
+REJECTED_MAX_BYTES = 16 * 1024 * 1024
+# ledger.ops is the ledger's changelog (state is replayed from it), so it is never deleted.
+CONFIGS = {
+    REQUESTS: {"retention.ms": WEEK_MS},
+    COMMANDS: {"retention.ms": "-1"},
+    LEDGER_OPS: {"retention.ms": "-1"},
+    RESULTS: {"retention.ms": WEEK_MS},
+    REJECTED: {"retention.ms": WEEK_MS, "max.message.bytes": str(REJECTED_MAX_BYTES + 65536)},
+    CLEARING: {"retention.ms": "-1"},
+}
+ALL = tuple(CONFIGS)
+
+
+async def ensure_topics(bootstrap: str, partitions: int, **kafka) -> None:
+    """Create missing topics; stop loudly when an existing one has another partition count
+    (a changed count would move people to other ledger partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, partitions, 1, topic_configs=cfg)
+                   for name, cfg in CONFIGS.items() if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        for meta in await admin.describe_topics(list(ALL)):
+            count = len(meta.get("partitions") or [])
+            if count != partitions:
+                raise SystemExit(f"topic {meta.get('topic')} has {count} partitions, configured "
+                                 f"YIBAO_PARTITIONS={partitions}: they must agree")
+    finally:
+        await admin.close()

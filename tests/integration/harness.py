@@ -1,0 +1,126 @@
+"""Integration harness: the real embedded broker, the worker as a subprocess, and Kafka helpers."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from connectors.client import Outgoing, read_events, send_events
+from connectors.files import settle_lines
+from processors.ledger import Ledger
+from schemas.serde import encode
+from tests.support import BOOK
+
+ROOT = Path(__file__).resolve().parents[2]
+_ids = itertools.count(1)
+
+
+class Worker:
+    """`yibao run` against a given broker, as a separate process (so it can be SIGTERMed or killed)."""
+
+    def __init__(self, bootstrap: str | None, log_dir: Path, partitions: int = 4, extra_env: dict | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.log_path = log_dir / f"worker-{next(_ids)}.log"
+        env = dict(os.environ, YIBAO_PARTITIONS=str(partitions), PYTHONUNBUFFERED="1", **(extra_env or {}))
+        if bootstrap:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        else:
+            env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--log-level", "info"],
+                                     cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_started(self, timeout: float = 60) -> str:
+        """Wait until the worker printed its broker; return the bootstrap address."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log().splitlines():
+                if line.startswith("yibao worker: broker "):
+                    return line.split()[3]
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.1)
+        raise TimeoutError(f"worker did not start:\n{self.log()}")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                return self.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.wait(10)
+
+
+def outgoing(events: list[dict | bytes], tmp: Path) -> list[Outgoing]:
+    path = tmp / f"events-{next(_ids)}.jsonl"
+    path.write_bytes(b"".join((e if isinstance(e, bytes) else encode(e)) + b"\n" for e in events))
+    return read_events(path)[0]
+
+
+def send(bootstrap: str, events: list[dict | bytes], tmp: Path, timeout: float = 120) -> dict[str, bytes]:
+    return asyncio.run(send_events(bootstrap, outgoing(events, tmp), timeout, {}))
+
+
+def offline(events: list[dict | bytes]) -> list[bytes]:
+    """The results `yibao settle` gives for the same events, encoded."""
+    lines = [e if isinstance(e, bytes) else encode(e) for e in events]
+    return [encode(item.result) for item in settle_lines(lines, Ledger(BOOK))]
+
+
+async def _produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes, list]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=20_000_000)
+    await producer.start()
+    try:
+        for topic, key, value, headers in records:
+            await producer.send(topic, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def produce(bootstrap: str, records: list[tuple[str, bytes | None, bytes, list]]) -> None:
+    asyncio.run(_produce(bootstrap, records))
+
+
+async def _read_all(bootstrap: str, topic: str, idle: float) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_bytes=50_000_000, max_partition_fetch_bytes=20_000_000)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out, last = [], time.monotonic()
+        while time.monotonic() - last < idle:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                out.extend(records)
+                last = time.monotonic()
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_all(bootstrap: str, topic: str, idle: float = 2.0) -> list:
+    """Every record of a topic (reads until `idle` seconds pass without a new one)."""
+    return asyncio.run(_read_all(bootstrap, topic, idle))
