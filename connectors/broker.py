@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class EmbeddedBroker:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self._log_dir = log_dir
         self._proc: subprocess.Popen | None = None
+        self._stopping = False
         self.log_path: Path | None = None
 
     def start(self, timeout: float = 30.0) -> "EmbeddedBroker":
@@ -78,7 +80,16 @@ class EmbeddedBroker:
         """True when the broker process has exited (its data is gone with it)."""
         return self._proc is not None and self._proc.poll() is not None
 
+    def on_death(self, callback) -> None:
+        """Call `callback()` from a watcher thread if the broker exits before `stop()` is called."""
+        def watch() -> None:
+            self._proc.wait()
+            if not self._stopping:
+                callback()
+        threading.Thread(target=watch, name="embedded-broker-watch", daemon=True).start()
+
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
         if self._proc is None or self._proc.poll() is not None:
             return
         self._proc.terminate()

@@ -55,7 +55,7 @@ from .models import (
     PersonEvent,
     SettlementRequest,
 )
-from .serde import BadEvent, _explain, encode
+from .serde import BadEvent, encode, explain
 
 SCHEMA_DIR = Path(__file__).with_name("avro")
 CONTENT_TYPE = "avro/binary"
@@ -168,7 +168,7 @@ def decode_event(data: bytes):
     try:
         return EVENT.validate_python(doc)
     except ValidationError as e:
-        return _explain(encode(doc), e)
+        return explain(encode(doc), e)
 
 
 # -- results ------------------------------------------------------------------------------------

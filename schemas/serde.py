@@ -30,10 +30,11 @@ def decode_event(raw: bytes | str):
     try:
         return EVENT.validate_json(raw)
     except ValidationError as e:
-        return _explain(raw, e)
+        return explain(raw, e)
 
 
-def _explain(raw: bytes | str, err: ValidationError) -> BadEvent:
+def explain(raw: bytes | str, err: ValidationError) -> BadEvent:
+    """The BadEvent for input that failed validation: the envelope fields it still shows, and why."""
     try:
         doc = json.loads(raw)
     except ValueError as e:

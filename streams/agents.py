@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processors.policy import PolicyBook
 
-from . import metrics, topics
+from . import codec, metrics, topics
 from .partitions import PartitionLedgers
-from .routing import Record, Source, route
+from .routing import Record, Source, reason_class, route
 from .settings import Settings
 
 log = logging.getLogger("yibao.agents")
@@ -37,6 +37,8 @@ async def _produce(app: faust.App, records: list[Record]) -> list:
     for r in records:
         futures.append(await app.producer.send(r.topic, r.key, r.value, r.partition, None, r.headers))
         metrics.EVENTS_OUT.labels(r.topic).inc()
+        if r.topic == topics.REJECTED:
+            metrics.REJECTS.labels(reason_class(codec.decode_record("rejected", r.value)["reason"])).inc()
     return futures
 
 
@@ -78,11 +80,8 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
             for event in events:
                 m = event.message
                 metrics.EVENTS_IN.labels(m.topic).inc()
-                records = route(m.value, m.key, _headers(m), Source(m.topic, m.partition, m.offset),
-                                settings.partitions, settings.max_message_bytes)
-                for r in records:
-                    if r.topic == topics.REJECTED:
-                        metrics.REJECTS.labels(dict(r.headers)["yb-reason"].decode("utf-8").split(":")[0][:40]).inc()
+                source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
+                records = route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
                 futures += await _produce(app, records)
             await asyncio.gather(*futures)
 
@@ -96,7 +95,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 if not ledgers.in_sequence(m.partition, m.offset):
                     await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
                 started = time.perf_counter()
-                records = ledgers.apply(m.partition, m.offset, m.value, _headers(m))
+                records = ledgers.apply(m.partition, m.offset, m.value)
                 metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
                 futures += await _produce(app, records)
             await asyncio.gather(*futures)
@@ -132,7 +131,7 @@ async def rebuild(ledgers: PartitionLedgers, bootstrap: str, settings: Settings,
             for m in batch.get(tp, []):
                 if m.offset >= upto:
                     break
-                ledgers.apply(partition, m.offset, m.value, _headers(m), emit=False)
+                ledgers.apply(partition, m.offset, m.value, emit=False)
                 replayed += 1
             if not batch and time.monotonic() - started > 120:
                 raise RuntimeError(f"ledger.ops[{partition}] replay stalled at offset {ledgers.next_offset[partition]}"

@@ -12,9 +12,12 @@ from processors.policy import PolicyBook
 from schemas.serde import BadEvent
 
 from . import codec, topics
-from .routing import Record
+from .routing import Record, Source, rejected
 
 DLQ_CODES = ("UNKNOWN_PERSON", "UNKNOWN_INSTITUTION")  # reference data missing: the agency must act
+CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insutype", "clr_type", "setl_time",
+                   "medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay", "maf_pay", "acct_pay",
+                   "psn_cash_pay", "pkg_surplus_pay", "policy_id")
 
 
 class PartitionLedgers:
@@ -34,38 +37,32 @@ class PartitionLedgers:
         self.ledgers.pop(partition, None)
         self.next_offset.pop(partition, None)
 
-    def apply(self, partition: int, offset: int, value: bytes, headers: dict[str, bytes],
-              emit: bool = True) -> list[Record]:
-        """Apply one op; return the records to produce (none while replaying)."""
+    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True) -> list[Record]:
+        """Apply one `ledger_op`; return the records to produce (none while replaying)."""
         ledger = self.ledgers[partition]
         self.next_offset[partition] = offset + 1
-        ctype = codec.content_type(headers)
-        event = codec.decode(value, ctype)
+        op = codec.decode_record("ledger_op", value)
+        ctype, body = op["content_type"], op["body"]
+        event = codec.decode(body, ctype)
         if isinstance(event, BadEvent):  # the router validated it: only a changed schema gets here
             result = error(event.infno, event.msgid, "BAD_EVENT", event.reason)
         else:
             result = ledger.apply(event)
-        if not emit or headers.get("yb-ack") == b"0":
+        if not emit or not op["ack"]:
             return []
         code = getattr(event, "fixmedins_code", None) or "agency"
         out = [Record(topics.RESULTS, code.encode(), codec.encode_result(result, ctype),
                       [("content-type", ctype.encode())])]
         err = result["err_msg"] or ""
         if result["infcode"] != 0 and err.split(":")[0] in DLQ_CODES:
-            source = [(k, v) for k, v in headers.items() if k.startswith("yb-source")]
-            out.append(Record(topics.REJECTED, None, value,
-                              [("content-type", ctype.encode()), *source, ("yb-reason", err.encode("utf-8"))]))
+            source = Source(op["source_topic"], op["source_partition"], op["source_offset"], op["source_timestamp"])
+            out.append(Record(topics.REJECTED, None, rejected(body, source, ctype, err, result["infno"],
+                                                              result["inf_refmsgid"]), codec.AVRO_HEADERS))
         info = (result.get("output") or {}).get("setlinfo") if result["infcode"] == 0 else None
         if info is not None:
-            out.append(Record(topics.CLEARING, info["setl_id"].encode(), codec.encode_result(_clearing(info), codec.JSON),
-                              [("content-type", codec.JSON.encode())]))
+            entry = {k: info.get(k) for k in CLEARING_FIELDS}
+            entry.update(msgid=info["medins_setl_id"], insuplc_admdvs=getattr(event, "insuplc_admdvs", None),
+                         mdtrtarea_admvs=getattr(event, "mdtrtarea_admvs", None))
+            out.append(Record(topics.CLEARING, info["setl_id"].encode(), codec.encode_record("clearing_entry", entry),
+                              codec.AVRO_HEADERS))
         return out
-
-
-CLEARING_FIELDS = ("setl_id", "init_setl_id", "medins_setl_id", "fixmedins_code", "psn_no", "setl_time",
-                   "clr_type", "insutype", "medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay",
-                   "maf_pay", "acct_pay", "psn_cash_pay", "pkg_surplus_pay", "policy_id")
-
-
-def _clearing(info: dict) -> dict:
-    return {k: info.get(k) for k in CLEARING_FIELDS}

@@ -1,8 +1,10 @@
 """The router's decision for one incoming message: forward to the person's ledger partition, or reject.
 
-Pure: given the message, it returns the records to produce. Invalid input goes to `settle.rejected`
-with its original bytes and headers naming the source and the reason; when the message still shows
-a `msgid` and a `fixmedins_code`, an error result goes to `settle.results` too, so a POS never waits.
+Pure: given the message, it returns the records to produce. What goes on `ledger.ops` is a
+`ledger_op` Avro record carrying the request exactly as received, with its source. Invalid input
+goes to `settle.rejected` as a `rejected` record (original bytes, source, reason); when the message
+still shows a `msgid` and a `fixmedins_code`, an error result goes to `settle.results` too, so a POS
+never waits.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 
 from processors.ledger import error
+from schemas import avro
+from schemas.avro import message_time
 from schemas.models import InstitutionEvent
 from schemas.serde import BadEvent
 
@@ -30,10 +34,17 @@ class Source:
     topic: str
     partition: int
     offset: int
+    timestamp_ms: int
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [("yb-source-topic", self.topic.encode()), ("yb-source-partition", str(self.partition).encode()),
-                ("yb-source-offset", str(self.offset).encode())]
+
+def reason_class(reason: str) -> str:
+    """A short, bounded label for the rejects metric."""
+    for prefix, label in (("not JSON", "not_json"), ("message of", "too_large"), ("empty", "empty"),
+                          ("content-type", "content_type"), ("UNKNOWN_PERSON", "unknown_person"),
+                          ("UNKNOWN_INSTITUTION", "unknown_institution")):
+        if reason.startswith(prefix):
+            return label
+    return "invalid"
 
 
 def group_of(event) -> str | None:
@@ -44,19 +55,24 @@ def group_of(event) -> str | None:
     return data.psn_no
 
 
+def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,
+             msgid: str | None = None) -> bytes:
+    return codec.encode_record("rejected", {
+        "original": value[:topics.REJECTED_MAX_BYTES], "source_topic": source.topic,
+        "partition": source.partition, "offset": source.offset, "content_type": ctype,
+        "original_size": len(value), "reason": reason, "infno": infno, "msgid": msgid,
+        "rejected_at": message_time(source.timestamp_ms),
+    })
+
+
 def reject(value: bytes, key: bytes | None, source: Source, ctype: str, reason: str,
            infno: str | None = None, msgid: str | None = None, fixmedins_code: str | None = None) -> list[Record]:
-    headers = [("content-type", ctype.encode()), *source.headers(), ("yb-reason", reason.encode("utf-8"))]
-    if len(value) > topics.REJECTED_MAX_BYTES:
-        headers.append(("yb-truncated", str(len(value)).encode()))
-        value = value[:topics.REJECTED_MAX_BYTES]
-    if msgid:
-        headers.append(("yb-msgid", msgid.encode("utf-8")))
-    out = [Record(topics.REJECTED, key, value, headers)]
+    out = [Record(topics.REJECTED, key, rejected(value, source, ctype, reason, infno, msgid), codec.AVRO_HEADERS)]
     if msgid and fixmedins_code:
+        reply = ctype if ctype in codec.SUPPORTED else codec.JSON
         result = error(infno, msgid, "BAD_EVENT", reason)
-        out.append(Record(topics.RESULTS, fixmedins_code.encode(), codec.encode_result(result, ctype),
-                          [("content-type", ctype.encode())]))
+        out.append(Record(topics.RESULTS, fixmedins_code.encode(), codec.encode_result(result, reply),
+                          [("content-type", reply.encode())]))
     return out
 
 
@@ -72,19 +88,21 @@ def route(value: bytes | None, key: bytes | None, headers: dict[str, bytes], sou
     if isinstance(event, BadEvent):
         return reject(value, key, source, ctype, event.reason, event.infno, event.msgid,
                       _peek_institution(value, ctype))
-    out_headers = [("content-type", ctype.encode()), *source.headers()]
     group = group_of(event)
-    if group is None:  # reference data: one copy per ledger partition, acknowledged by partition 0
-        return [Record(topics.LEDGER_OPS, b"*", value, [*out_headers, ("yb-ack", b"1" if p == 0 else b"0")], p)
-                for p in range(partitions)]
-    return [Record(topics.LEDGER_OPS, group.encode("utf-8"), value, out_headers)]
+    op = {"group": group or "*", "source_topic": source.topic, "source_partition": source.partition,
+          "source_offset": source.offset, "source_timestamp": source.timestamp_ms, "content_type": ctype,
+          "body": value, "ack": True}
+    if group is None:  # reference data: one copy per ledger partition, answered by partition 0's
+        return [Record(topics.LEDGER_OPS, b"*", codec.encode_record("ledger_op", dict(op, ack=p == 0)),
+                       codec.AVRO_HEADERS, p) for p in range(partitions)]
+    return [Record(topics.LEDGER_OPS, group.encode("utf-8"), codec.encode_record("ledger_op", op), codec.AVRO_HEADERS)]
 
 
 def _peek_institution(value: bytes, ctype: str) -> str | None:
-    if ctype != codec.JSON:
-        return None
+    """The fixmedins_code an invalid request still shows, to answer its sender."""
     try:
-        code = json.loads(value).get("fixmedins_code")
-    except (ValueError, AttributeError):
+        doc = json.loads(value) if ctype == codec.JSON else avro.decode_request(value)
+        code = doc.get("fixmedins_code")
+    except (ValueError, AttributeError):  # AvroDecodeError is a ValueError
         return None
     return code if isinstance(code, str) and code else None

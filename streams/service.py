@@ -45,10 +45,8 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         metrics.serve(settings.metrics_port)
 
         if broker is not None:
-            @app.timer(1.0)
-            async def watch_broker() -> None:
-                if broker.died():
-                    health.stop(f"the embedded broker exited and its topics are gone with it (see {broker.log_path})")
+            broker.on_death(lambda: health.stop(
+                f"the embedded broker exited and its topics are gone with it (see {broker.log_path})"))
 
         print(f"yibao worker: broker {bootstrap} ({'embedded' if broker else 'configured'}), "
               f"{settings.partitions} partitions, policies {', '.join(p.id for p in book.policies)}", flush=True)

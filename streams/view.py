@@ -3,21 +3,42 @@ from __future__ import annotations
 
 import json
 
+from schemas import avro
 from schemas.privacy import mask_id
+
+from . import codec, topics
+
+AVRO_RECORDS = {topics.REJECTED: "rejected", topics.LEDGER_OPS: "ledger_op", topics.CLEARING: "clearing_entry"}
+
+
+def _document(topic: str, record) -> dict | None:
+    ctype = codec.content_type({k: v for k, v in (record.headers or [])})
+    try:
+        if ctype == codec.JSON:
+            doc = json.loads(record.value)
+            return doc if isinstance(doc, dict) else None
+        if topic in AVRO_RECORDS:
+            return avro.decode_record(AVRO_RECORDS[topic], record.value)
+        if topic == topics.RESULTS:
+            return avro.decode_result(record.value)
+        return avro.decode_request(record.value)
+    except (ValueError, TypeError):
+        return None
 
 
 def describe(topic: str, record) -> str:
     head = f"[dim]{topic}[{record.partition}]@{record.offset}[/dim]"
-    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or [])}
-    if "yb-reason" in headers:
-        src = f"{headers.get('yb-source-topic')}[{headers.get('yb-source-partition')}]@{headers.get('yb-source-offset')}"
-        return f"{head} [red]rejected[/red] from {src} ({len(record.value or b'')} bytes): {headers['yb-reason']}"
-    try:
-        doc = json.loads(record.value)
-    except (ValueError, TypeError):
-        return f"{head} {len(record.value or b'')} bytes, not JSON"
-    if not isinstance(doc, dict):
-        return f"{head} {doc!r}"[:200]
+    doc = _document(topic, record)
+    if doc is None:
+        return f"{head} {len(record.value or b'')} bytes, unreadable"
+    if topic == topics.REJECTED:
+        return (f"{head} [red]rejected[/red] {doc['source_topic']}[{doc['partition']}]@{doc['offset']} "
+                f"({doc['original_size']} bytes, {doc['rejected_at']}): {doc['reason']}")
+    if topic == topics.LEDGER_OPS:
+        return f"{head} op for group {mask_id(doc['group'])} from {doc['source_topic']}@{doc['source_offset']}"
+    if topic == topics.CLEARING:
+        return (f"{head} clearing {doc['setl_id']} {doc['fixmedins_code']} fund {doc['fund_pay_sumamt']} "
+                f"account {doc['acct_pay']} cash {doc['psn_cash_pay']}")
     if "infcode" in doc:
         if doc["infcode"] != 0:
             return f"{head} {doc.get('infno')} {doc.get('inf_refmsgid')} [red]{doc.get('err_msg')}[/red]"
@@ -27,12 +48,7 @@ def describe(topic: str, record) -> str:
         return (f"{head} {doc['infno']} {info['medins_setl_id']} psn {mask_id(info['psn_no'])} {info['benefit']}: "
                 f"total {info['medfee_sumamt']} fund {info['fund_pay_sumamt']} account {info['acct_pay']} "
                 f"cash {info['psn_cash_pay']}" + (f" [yellow]{doc['warn_msg']}[/yellow]" if doc.get("warn_msg") else ""))
-    if "setl_id" in doc:
-        return f"{head} clearing {doc['setl_id']} {doc.get('fixmedins_code')} fund {doc.get('fund_pay_sumamt')}"
-    return f"{head} {doc.get('infno')} {doc.get('msgid')} psn {mask_id(_psn(doc))}"
-
-
-def _psn(doc: dict) -> str | None:
     inp = doc.get("input") or {}
     data = inp.get("data", inp) if isinstance(inp, dict) else {}
-    return data.get("psn_no") if isinstance(data, dict) else None
+    psn = data.get("psn_no") if isinstance(data, dict) else None
+    return f"{head} {doc.get('infno')} {doc.get('msgid')} psn {mask_id(psn)}"

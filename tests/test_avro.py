@@ -62,7 +62,8 @@ def output_branch(output):
 
 def ledger_op(body: bytes, content_type: str = "application/json") -> dict:
     return {"group": "530102198503200022", "source_topic": "settle.requests", "source_partition": 3,
-            "source_offset": 2**40, "content_type": content_type, "body": body}
+            "source_offset": 2**40, "source_timestamp": 1734660000123, "content_type": content_type,
+            "body": body, "ack": True}
 
 
 # -- schemas ------------------------------------------------------------------------------------
@@ -307,10 +308,10 @@ def test_rejected_round_trips():
     bad = decode_event(INVALID)
     records = [
         {"original": INVALID, "source_topic": "settle.requests", "partition": 0, "offset": 30,
-         "content_type": "application/json", "reason": bad.reason, "infno": bad.infno, "msgid": bad.msgid,
+         "content_type": "application/json", "original_size": len(INVALID), "reason": bad.reason, "infno": bad.infno, "msgid": bad.msgid,
          "rejected_at": avro.message_time(1734660000123)},
         {"original": b"\xff\x00garbage", "source_topic": "insured.commands", "partition": 2, "offset": 0,
-         "content_type": None, "reason": "not a settle_request Avro datum", "infno": None, "msgid": None,
+         "content_type": None, "original_size": 9, "reason": "not a settle_request Avro datum", "infno": None, "msgid": None,
          "rejected_at": avro.message_time(0)},
     ]
     for record in records:

@@ -1,8 +1,10 @@
 """The service over the real embedded broker: same results as offline, duplicates, poison."""
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
+from schemas import avro
 from schemas.serde import encode
 from tests.integration.harness import offline, produce, read_all, send
 from tests.support import hospitals, line, person, settlement
@@ -39,8 +41,8 @@ def test_resending_1000_settled_requests_changes_nothing(broker, worker, tmp_pat
     assert [got[p["msgid"]] for p in probes] == want  # balances and totals as if nothing was re-sent
 
 
-def _rejected_reasons(broker) -> list[str]:
-    return [dict(r.headers)["yb-reason"].decode() for r in read_all(broker.bootstrap, "settle.rejected")]
+def _rejected(broker) -> list[dict]:
+    return [avro.decode_record("rejected", r.value) for r in read_all(broker.bootstrap, "settle.rejected")]
 
 
 def test_poison_lands_in_rejected_with_a_reason_and_the_worker_goes_on(broker, worker, tmp_path):
@@ -62,16 +64,39 @@ def test_poison_lands_in_rejected_with_a_reason_and_the_worker_goes_on(broker, w
                                       settlement([line("100")], psn_no="POISONOK0001", msgid="AFTER-POISON")], tmp_path)
     assert json.loads(results["AFTER-POISON"])["infcode"] == 0
     assert json.loads(results["POISON-STRANGER"])["err_msg"].startswith("UNKNOWN_PERSON")
-    reasons = _rejected_reasons(broker)
+    records = _rejected(broker)
+    reasons = [r["reason"] for r in records]
     expected = ["not JSON", "input: Input should be an object", "input.data.psn_no: Field required",
                 "input.feedetail[0].det_item_fee_sumamt: Input should be greater than or equal to 0",
                 "exceeds the limit of 1000000 bytes", "content-type 'text/csv' is not supported",
                 "UNKNOWN_PERSON"]
     for fragment in expected:
         assert any(fragment in r for r in reasons), (fragment, reasons)
-    records = {dict(r.headers).get("yb-msgid", b"").decode(): r for r in read_all(broker.bootstrap, "settle.rejected")}
-    assert records["POISON-NEG"].value == encode(negative)  # the original bytes, untouched
-    assert dict(records["POISON-NEG"].headers)["yb-source-topic"] == b"settle.requests"
+    by_msgid = {r["msgid"]: r for r in records}
+    assert by_msgid["POISON-NEG"]["original"] == encode(negative)  # the original bytes, untouched
+    assert by_msgid["POISON-NEG"]["source_topic"] == "settle.requests"
+    assert by_msgid["POISON-STRANGER"]["reason"].startswith("UNKNOWN_PERSON")
+    huge = next(r for r in records if "exceeds the limit" in r["reason"])
+    assert huge["original_size"] == len(huge["original"]) == 10_000_002
     errors = {json.loads(r.value)["inf_refmsgid"]: json.loads(r.value)
               for r in read_all(broker.bootstrap, "settle.results") if r.value.startswith(b"{")}
     assert errors["POISON-NEG"]["infcode"] == -1 and errors["POISON-SCHEMA"]["infcode"] == -1
+
+
+def test_an_avro_request_gets_its_result_in_avro(broker, worker, tmp_path):
+    who = [person("AVRO00000001", retired=True, brdy="1952-01-15")]
+    send(broker.bootstrap, who, tmp_path)
+    bill = settlement([line("400"), line("100", "02")], psn_no="AVRO00000001", level=1, msgid="AVRO-2207-1")
+    produce(broker.bootstrap, [("settle.requests", b"AVRO00000001", avro.encode_request(bill),
+                                [("content-type", b"avro/binary")])])
+    deadline = time.monotonic() + 60
+    found = None
+    while found is None and time.monotonic() < deadline:
+        for r in read_all(broker.bootstrap, "settle.results", idle=0.5):
+            if dict(r.headers).get("content-type") == b"avro/binary":
+                doc = avro.decode_result(r.value)
+                if doc["inf_refmsgid"] == "AVRO-2207-1":
+                    found = doc
+    expected = json.loads(offline(hospitals() + who + [bill])[-1], parse_float=Decimal)
+    assert found == expected
+    assert found["output"]["setlinfo"]["hifp_pay"] == Decimal("332.50")  # seed 001 问题四, level 1
