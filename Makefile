@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Until the streaming service lands (issue 4), `make run` settles the demo file offline.
+# The service on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the demo population loaded.
+YIBAO_METRICS_PORT ?= 9464
+export YIBAO_METRICS_PORT
 run: $(STAMP)
+	$(BIN)/yibao run --population examples/demo.jsonl
+
+# The same demo offline: no broker, one result per event, with derivations.
+demo: $(STAMP)
 	$(BIN)/yibao settle examples/demo.jsonl --explain -o demo-results.jsonl
 	@echo "results written to demo-results.jsonl"
 

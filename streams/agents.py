@@ -72,6 +72,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
     ledgers = PartitionLedgers(book)
+    positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
     @app.agent(requests, name="router")
     async def router(stream):
@@ -80,6 +81,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
             for event in events:
                 m = event.message
                 metrics.EVENTS_IN.labels(m.topic).inc()
+                positions[(m.topic, m.partition)] = m.offset + 1
                 source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
                 records = route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
                 futures += await _produce(app, records)
@@ -92,6 +94,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
             for event in events:
                 m = event.message
                 metrics.EVENTS_IN.labels(m.topic).inc()
+                positions[(m.topic, m.partition)] = m.offset + 1
                 if not ledgers.in_sequence(m.partition, m.offset):
                     await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
                 started = time.perf_counter()
@@ -99,6 +102,14 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
                 futures += await _produce(app, records)
             await asyncio.gather(*futures)
+
+    @app.timer(5.0)
+    async def lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            position = positions.get((tp.topic, tp.partition))
+            if position is not None:
+                metrics.LAG.labels(tp.topic, tp.partition).set(max(0, consumer.highwater(tp) - position))
 
     @app.on_partitions_revoked.connect
     async def _revoked(app_, revoked: set, **kwargs) -> None:

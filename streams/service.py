@@ -42,7 +42,7 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         app = create_app(settings, bootstrap)
         health = agents.Health()
         agents.install(app, settings, book, bootstrap, health)
-        metrics.serve(settings.metrics_port)
+        metrics.serve(settings.metrics_port, settings.metrics_host)
 
         if broker is not None:
             broker.on_death(lambda: health.stop(
@@ -53,7 +53,7 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         print(f"  send:  yibao send examples/demo.jsonl --bootstrap {bootstrap}", flush=True)
         print(f"  watch: yibao tail results --bootstrap {bootstrap}", flush=True)
         if settings.metrics_port:
-            print(f"  metrics: http://127.0.0.1:{settings.metrics_port}/metrics", flush=True)
+            print(f"  metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics", flush=True)
         worker = faust.Worker(app, loop=loop, loglevel=loglevel, override_logging=True)
         try:
             worker.execute_from_commandline()

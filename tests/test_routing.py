@@ -1,0 +1,91 @@
+"""The router's and the partition ledgers' decisions, without a broker (streams/routing.py, partitions.py)."""
+from decimal import Decimal
+
+from schemas import avro
+from schemas.serde import encode
+from streams import codec, topics
+from streams.partitions import PartitionLedgers
+from streams.routing import Source, route
+from tests.support import BOOK, hospitals, line, person, settlement
+
+SRC = Source("settle.requests", 2, 41, 1730451600000)
+JSON = {"content-type": b"application/json"}
+
+
+def _route(event, headers=JSON, partitions=4):
+    value = event if isinstance(event, bytes) else encode(event)
+    return route(value, b"k", headers, SRC, partitions, 1_000_000)
+
+
+def test_a_settlement_goes_to_its_persons_ledger_group_with_its_source():
+    event = settlement([line("100")], psn_no="530102195001010011")
+    [record] = _route(event)
+    assert (record.topic, record.key, record.partition) == (topics.LEDGER_OPS, b"530102195001010011", None)
+    op = codec.decode_record("ledger_op", record.value)
+    assert op["body"] == encode(event) and op["content_type"] == "application/json" and op["ack"]
+    assert (op["source_topic"], op["source_partition"], op["source_offset"]) == ("settle.requests", 2, 41)
+
+
+def test_an_institution_is_copied_to_every_partition_and_answered_once():
+    records = _route(hospitals()[0], partitions=3)
+    assert [r.partition for r in records] == [0, 1, 2]
+    assert [codec.decode_record("ledger_op", r.value)["ack"] for r in records] == [True, False, False]
+
+
+def test_invalid_input_is_rejected_with_its_bytes_and_answered_when_it_names_its_sender():
+    event = settlement([line("100")], msgid="BAD-1")
+    event["input"]["feedetail"][0]["det_item_fee_sumamt"] = Decimal("-1")
+    dlq, answer = _route(event)
+    rec = codec.decode_record("rejected", dlq.value)
+    assert rec["original"] == encode(event) and rec["msgid"] == "BAD-1"
+    assert rec["reason"].startswith("input.feedetail[0].det_item_fee_sumamt")
+    assert rec["rejected_at"] == "2024-11-01T09:00:00.000Z"  # the message's timestamp, not the clock
+    assert answer.topic == topics.RESULTS and answer.key == b"H53010100001"
+    assert answer.value.startswith(b'{"infno":"2207","inf_refmsgid":"BAD-1","infcode":-1,"err_msg":"BAD_EVENT: input.')
+
+
+def test_unreadable_or_oversized_input_is_only_dead_lettered():
+    [garbage] = _route(b"\xff\xfe")
+    assert codec.decode_record("rejected", garbage.value)["reason"].startswith("not JSON")
+    [big] = route(b"{" + b" " * 2_000_000 + b"}", None, JSON, SRC, 4, 1_000_000)
+    assert "exceeds the limit of 1000000 bytes" in codec.decode_record("rejected", big.value)["reason"]
+    [csv] = _route(settlement([line("1")]), {"content-type": b"text/csv"})
+    assert "not supported" in codec.decode_record("rejected", csv.value)["reason"]
+
+
+def test_avro_requests_are_routed_like_json():
+    event = settlement([line("100")], psn_no="P1")
+    [record] = _route(avro.encode_request(event), {"content-type": b"avro/binary"})
+    assert codec.decode_record("ledger_op", record.value)["content_type"] == "avro/binary"
+
+
+def _op(event) -> bytes:
+    [record] = _route(event)
+    return record.value
+
+
+def test_partition_ledger_answers_dead_letters_unknown_people_and_writes_clearing_entries():
+    ledgers = PartitionLedgers(BOOK)
+    ledgers.reset(0)
+    hospital = _route(hospitals()[0], partitions=1)[0].value
+    ledgers.apply(0, 0, hospital)
+    stranger = ledgers.apply(0, 1, _op(settlement([line("100")], psn_no="NOBODY")))
+    assert [r.topic for r in stranger] == [topics.RESULTS, topics.REJECTED]
+    ledgers.apply(0, 2, _op(person("P1")))
+    out = ledgers.apply(0, 3, _op(settlement([line("100")], psn_no="P1", level=1)))
+    assert [r.topic for r in out] == [topics.RESULTS, topics.CLEARING]
+    entry = codec.decode_record("clearing_entry", out[1].value)
+    assert entry["fixmedins_code"] == "H53010100001" and entry["fund_pay_sumamt"] == Decimal("48.00")
+    assert ledgers.in_sequence(0, 4) and not ledgers.in_sequence(0, 7)
+
+
+def test_replay_emits_nothing_and_rebuilds_the_same_state():
+    ops = [_route(hospitals()[0], partitions=1)[0].value, _op(person("P2", balc="100")),
+           _op(settlement([line("300")], psn_no="P2", acct_used_flag="1"))]
+    live, replay = PartitionLedgers(BOOK), PartitionLedgers(BOOK)
+    live.reset(0)
+    replay.reset(0)
+    for offset, op in enumerate(ops):
+        assert live.apply(0, offset, op)
+        assert replay.apply(0, offset, op, emit=False) == []
+    assert live.ledgers[0].snapshot() == replay.ledgers[0].snapshot()
