@@ -152,11 +152,12 @@ async def tail(bootstrap: str, topic: str, from_beginning: bool, count: int | No
             batches = await consumer.getmany(timeout_ms=500)
             if not batches and idle_timeout is not None and time.monotonic() - last > idle_timeout:
                 break
-            for records in batches.values():
-                for r in records:
-                    show(r)
-                    seen += 1
-                    last = time.monotonic()
+            for r in (r for records in batches.values() for r in records):
+                if count is not None and seen >= count:
+                    break
+                show(r)
+                seen += 1
+                last = time.monotonic()
         return seen
     finally:
         await consumer.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from schemas import avro
 from schemas.privacy import mask_id
@@ -15,7 +16,7 @@ def _document(topic: str, record) -> dict | None:
     ctype = codec.content_type({k: v for k, v in (record.headers or [])})
     try:
         if ctype == codec.JSON:
-            doc = json.loads(record.value)
+            doc = json.loads(record.value, parse_float=Decimal)
             return doc if isinstance(doc, dict) else None
         if topic in AVRO_RECORDS:
             return avro.decode_record(AVRO_RECORDS[topic], record.value)
