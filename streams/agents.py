@@ -74,34 +74,36 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     ledgers = PartitionLedgers(book)
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
-    @app.agent(requests, name="router")
-    async def router(stream):
-        async for events in _batches(stream, settings, health, "router"):
+    async def pump(stream, name: str, handle) -> None:
+        """Handle each batch's messages in order; wait once per batch for what they produced."""
+        async for events in _batches(stream, settings, health, name):
             futures = []
             for event in events:
                 m = event.message
                 metrics.EVENTS_IN.labels(m.topic).inc()
                 positions[(m.topic, m.partition)] = m.offset + 1
-                source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
-                records = route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
-                futures += await _produce(app, records)
+                futures += await _produce(app, await handle(m))
             await asyncio.gather(*futures)
+
+    async def route_one(m) -> list[Record]:
+        source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
+        return route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
+
+    async def settle_one(m) -> list[Record]:
+        if not ledgers.in_sequence(m.partition, m.offset):
+            await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
+        started = time.perf_counter()
+        records = ledgers.apply(m.partition, m.offset, m.value)
+        metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
+        return records
+
+    @app.agent(requests, name="router")
+    async def router(stream):
+        await pump(stream, "router", route_one)
 
     @app.agent(ops, name="ledger")
     async def ledger(stream):
-        async for events in _batches(stream, settings, health, "ledger"):
-            futures = []
-            for event in events:
-                m = event.message
-                metrics.EVENTS_IN.labels(m.topic).inc()
-                positions[(m.topic, m.partition)] = m.offset + 1
-                if not ledgers.in_sequence(m.partition, m.offset):
-                    await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
-                started = time.perf_counter()
-                records = ledgers.apply(m.partition, m.offset, m.value)
-                metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
-                futures += await _produce(app, records)
-            await asyncio.gather(*futures)
+        await pump(stream, "ledger", settle_one)
 
     @app.timer(5.0)
     async def lag() -> None:
