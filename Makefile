@@ -26,8 +26,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# quix-streams, the peer the streaming bench compares with, pins an older pydantic: it gets its own venv.
+QUIX := .venv-quix
+$(QUIX)/.installed:
+	$(PYTHON) -m venv $(QUIX)
+	$(QUIX)/bin/pip install --quiet 'quixstreams>=3.28'
+	touch $@
+
+bench: $(STAMP) $(QUIX)/.installed
 	$(BIN)/python bench/engine.py
+	YIBAO_BENCH_QUIX_PYTHON=$(QUIX)/bin/python $(BIN)/python bench/streaming.py
 
 clean:
-	rm -rf $(VENV) demo-results.jsonl .pytest_cache .hypothesis
+	rm -rf $(VENV) $(QUIX) demo-results.jsonl .pytest_cache .hypothesis

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import faust
 
+from . import transport
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
@@ -17,7 +18,7 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         credentials = faust.SSLCredentials(kafka["ssl_context"])
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{bootstrap}",
+        broker=f"{transport.SCHEME}://{bootstrap}",
         broker_credentials=credentials,
         store="memory://",
         key_serializer="raw",

@@ -11,13 +11,34 @@ def broker(tmp_path_factory):
         yield b
 
 
+@pytest.fixture
+def spawn(tmp_path):
+    """Start workers with `spawn(bootstrap)`; any still running at the end is killed, pass or fail."""
+    started = []
+
+    def start(bootstrap):
+        w = Worker(bootstrap, tmp_path)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait(10)
+
+
 @pytest.fixture(scope="module")
 def worker(broker, tmp_path_factory):
     """A running worker on the module's broker, ready (it has answered a first event)."""
     logs = tmp_path_factory.mktemp("worker")
     w = Worker(broker.bootstrap, logs)
-    w.wait_started()
-    results = send(broker.bootstrap, hospitals(), logs, timeout=90)
-    assert len(results) == len(hospitals()), w.log()
-    yield w
-    assert w.stop() == 0, w.log()
+    try:
+        w.wait_started()
+        results = send(broker.bootstrap, hospitals(), logs, timeout=90)
+        assert len(results) == len(hospitals()), w.log()
+        yield w
+        assert w.stop() == 0, w.log()
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()

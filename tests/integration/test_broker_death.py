@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 from streams.service import BROKER_DIED
-from tests.integration.harness import Worker
 
 
 def _broker_pid(port: str) -> int:
@@ -20,8 +19,8 @@ def _broker_pid(port: str) -> int:
     raise AssertionError(f"no embedded broker on port {port}")
 
 
-def test_worker_stops_with_its_own_code_when_the_embedded_broker_dies(tmp_path):
-    worker = Worker(None, tmp_path)  # no bootstrap servers: the service starts its own broker
+def test_worker_stops_with_its_own_code_when_the_embedded_broker_dies(spawn):
+    worker = spawn(None)  # no bootstrap servers: the service starts its own broker
     bootstrap = worker.wait_started()
     time.sleep(1)
     os.kill(_broker_pid(bootstrap.split(":")[1]), signal.SIGKILL)

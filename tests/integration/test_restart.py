@@ -53,21 +53,21 @@ def _stop_midstream(worker: Worker, bootstrap: str, bills: list[dict], sig: int)
     assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), worker.log()
 
 
-def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(broker, tmp_path):
+def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(broker, spawn, tmp_path):
     people = [person(f"RST{i:04d}", balc="2000", retired=i % 3 == 0, brdy=f"19{50 + i % 30}-03-0{1 + i % 8}")
               for i in range(40)]
-    first = Worker(broker.bootstrap, tmp_path)
+    first = spawn(broker.bootstrap)
     first.wait_started()
     send(broker.bootstrap, hospitals() + people, tmp_path, timeout=90)
 
     batch1, batch2 = _bills(people, 12000, "T"), _bills(people, 12000, "K")
     _stop_midstream(first, broker.bootstrap, batch1, signal.SIGTERM)
 
-    second = Worker(broker.bootstrap, tmp_path)
+    second = spawn(broker.bootstrap)
     second.wait_started()
     _stop_midstream(second, broker.bootstrap, batch2, signal.SIGKILL)
 
-    third = Worker(broker.bootstrap, tmp_path)
+    third = spawn(broker.bootstrap)
     third.wait_started()
     msgids = [b["msgid"] for b in batch1 + batch2]
     seen = _wait_for(broker.bootstrap, msgids, at_least=len(msgids), timeout=180)
