@@ -18,6 +18,7 @@ from processors.policy import load_policies
 
 from . import agents, metrics
 from .app import create_app
+from .logs import logging_config
 from .settings import Settings
 from .topics import ensure_topics
 
@@ -54,7 +55,8 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         print(f"  watch: yibao tail results --bootstrap {bootstrap}", flush=True)
         if settings.metrics_port:
             print(f"  metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics", flush=True)
-        worker = faust.Worker(app, loop=loop, loglevel=loglevel, override_logging=True)
+        worker = faust.Worker(app, loop=loop, loglevel=loglevel, override_logging=True,
+                              logging_config=logging_config(loglevel, settings.log_format))
         # Faust's terminal spinner sets the root logger to DEBUG, so every aiokafka send builds a
         # debug record only to throw it away (7% of the worker's time in the streaming bench).
         worker.spinner = None

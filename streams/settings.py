@@ -28,6 +28,7 @@ class Settings:
     max_message_bytes: int = field(default_factory=lambda: _int("YIBAO_MAX_MESSAGE_BYTES", 1_000_000))
     metrics_port: int = field(default_factory=lambda: _int("YIBAO_METRICS_PORT", 0))
     metrics_host: str = field(default_factory=lambda: os.environ.get("YIBAO_METRICS_HOST", "127.0.0.1"))
+    log_format: str = field(default_factory=lambda: os.environ.get("YIBAO_LOG_FORMAT", "json"))
     policies: Path = field(default_factory=lambda: Path(os.environ.get("YIBAO_POLICIES", str(POLICY_ROOT))))
     security_protocol: str = field(default_factory=lambda: os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
     sasl_mechanism: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_MECHANISM") or None)
