@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import tempfile
 
 
 def raw(args) -> None:
@@ -63,7 +64,7 @@ def faust_ledger(args) -> None:
         topic_partitions=args.partitions, topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=10, broker_rebalance_timeout=10,  # BROKER.md, point 6
-        web_enabled=False, **extra,
+        web_enabled=False, datadir=tempfile.mkdtemp(prefix=f"{args.group}-"), **extra,
     )
     src = app.topic(args.src, key_type=bytes, value_type=bytes)
     dst = app.topic(args.dst, key_type=bytes, value_type=bytes)
@@ -84,7 +85,8 @@ def quix(args) -> None:
     from quixstreams import Application
 
     app = Application(broker_address=args.bootstrap, consumer_group=args.group, auto_offset_reset="earliest",
-                      loglevel="WARNING", auto_create_topics=False, use_changelog_topics=False)
+                      loglevel="WARNING", auto_create_topics=False, use_changelog_topics=False,
+                      state_dir=tempfile.mkdtemp(prefix=f"{args.group}-state-"))
     src = app.topic(args.src, key_deserializer="bytes", value_deserializer="bytes")
     dst = app.topic(args.dst, key_serializer="bytes", value_serializer="bytes")
     app.dataframe(src).apply(lambda value: value).to_topic(dst)

@@ -1,6 +1,9 @@
 """The Faust application object and its settings; topics and agents are installed by `streams.agents`."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import faust
 
 from . import transport
@@ -33,6 +36,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         web_enabled=False,
+        # Faust wants a data directory even with no tables: keep it out of the working tree.
+        datadir=os.path.join(tempfile.gettempdir(), f"{settings.app_id}-faust-data"),
         producer_acks=-1,
         producer_max_request_size=REJECTED_MAX_BYTES + 65536,
     )
