@@ -15,8 +15,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-REQUESTS, COMMANDS, RESULTS = "settle.requests", "insured.commands", "settle.results"
-REFERENCE = ("person", "institution", "2503", "2504", "accumulators")
+from streams.topics import COMMANDS, REQUESTS, RESULTS
+
+REFERENCE = ("person", "institution", "2503", "2504", "accumulators")  # infnos sent to insured.commands
 JSON_HEADERS = [("content-type", b"application/json")]
 
 

@@ -140,8 +140,9 @@ class Inpatient(_Frozen):
         d = self.deductible_by_admission
         if set(d) != {1, 2, 3}:
             raise ValueError("deductible_by_admission needs admissions 1, 2 and 3 (third and later)")
+        for ordinal in (1, 2, 3):
+            _by_level(d[ordinal])
         for lv in (1, 2, 3):
-            _by_level(d[1]), _by_level(d[2]), _by_level(d[3])
             if not d[1][lv] >= d[2][lv] >= d[3][lv]:
                 raise ValueError(f"deductibles must not grow with the admission ordinal (level {lv})")
             if self.ratio_retired[lv] < self.ratio_active[lv]:
@@ -365,11 +366,6 @@ class PolicyBook:
             )
         return region
 
-    def by_id(self, policy_id: str) -> Policy:
-        for p in self.policies:
-            if p.id == policy_id:
-                return p
-        raise KeyError(policy_id)
 
 
 def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, ParameterFile]]:

@@ -98,7 +98,8 @@ def settle(
         level = rx_level
     claim = Claim(
         policy=policy, setl_date=day, age=age_on(person.brdy, day), retired=person.psn_type == "1201",
-        level=level or 1, bill=bill, ytd=ytd, chronic_count=sum(r.kind == "chronic" for r in active),
+        level=level or 1,  # a pharmacy has no level; only an account-only purchase gets here without one
+        bill=bill, ytd=ytd, chronic_count=sum(r.kind == "chronic" for r in active),
     )
 
     if benefit == "general_outpatient":
@@ -112,7 +113,7 @@ def settle(
             raise SettlementRefused("DAY_SURGERY_NOT_OPEN", f"{institution.fixmedins_code} is not opened for day surgery")
         pooled = day_surgery.settle(claim)
     elif benefit == "chronic_special_outpatient":
-        pooled = _registered_disease(claim, data.dise_codg, active, warnings) or general_outpatient.settle(claim)
+        pooled = _disease_or_general_outpatient(claim, data.dise_codg, active, warnings)
     elif benefit == "pharmacy":
         pooled = _pharmacy(claim, req, institution, active, warnings)
     else:  # maternity, family_planning
@@ -140,22 +141,30 @@ def _check_channel(req: SettlementRequest, benefit: str, institution: Institutio
         raise SettlementRefused("WRONG_INSTITUTION", f"{institution.fixmedins_code} is {kind}; {benefit} is not settled there")
 
 
-def _registered_disease(claim: Claim, code: str | None, active: list[Registration], warnings: list[str]) -> Pooled | None:
-    """The chronic or special benefit when the disease is registered; None: general outpatient applies."""
+def _registered_disease(claim: Claim, code: str | None, active: list[Registration]) -> tuple[Pooled | None, str]:
+    """The chronic or special benefit when the disease is registered on the day; otherwise None and
+    why not (the caller says what applies instead)."""
     if not code:
-        warnings.append("no dise_codg: settled as general outpatient")
-        return None
+        return None, "no dise_codg"
     policy = claim.policy
     disease = policy.chronic_disease(code) or policy.special_disease(code)
     if disease is None:
         raise SettlementRefused("UNKNOWN_DISEASE", f"dise_codg {code} is neither a chronic nor a special disease of {policy.id}")
     if not any(r.code == disease.code for r in active):
         # seed 001 问题五 / seed 002 二、8: the benefit only after registration; one cost, one benefit
-        warnings.append(f"{disease.code} {disease.name} not registered on {claim.setl_date}: settled as general outpatient")
-        return None
+        return None, f"{disease.code} {disease.name} not registered on {claim.setl_date}"
     if policy.chronic_disease(disease.code):
-        return chronic_outpatient.settle(claim)
-    return special_outpatient.settle(claim)
+        return chronic_outpatient.settle(claim), ""
+    return special_outpatient.settle(claim), ""
+
+
+def _disease_or_general_outpatient(claim: Claim, code: str | None, active: list[Registration],
+                                   warnings: list[str]) -> Pooled:
+    pooled, why = _registered_disease(claim, code, active)
+    if pooled is None:
+        warnings.append(f"{why}: settled as general outpatient")
+        pooled = general_outpatient.settle(claim)
+    return pooled
 
 
 def _pharmacy(claim: Claim, req: SettlementRequest, institution: InstitutionData,
@@ -164,10 +173,10 @@ def _pharmacy(claim: Claim, req: SettlementRequest, institution: InstitutionData
     policy = claim.policy
     if data.rx_fixmedins_code and institution.outpatient_pooling:
         if data.dise_codg and policy.pharmacy.dual_channel_chronic_special:
-            pooled = _registered_disease(claim, data.dise_codg, active, warnings)
+            pooled, why = _registered_disease(claim, data.dise_codg, active)
             if pooled is not None:
                 return pooled
-            warnings.pop()
+            warnings.append(f"{why}: no dual-channel disease benefit")
         if policy.pharmacy.general_outpatient_with_eprescription:
             pooled = general_outpatient.settle(claim)
             pooled.steps.insert(0, ("pharmacy.general_outpatient_with_eprescription",

@@ -1,4 +1,4 @@
-"""Masking of personal data for logs and screens: never print a full ID number or name."""
+"""Masking of personal data for logs and screens: never print a full ID number."""
 from __future__ import annotations
 
 
@@ -10,9 +10,3 @@ def mask_id(value: str | None) -> str:
         return "*" * (len(value) - 1) + value[-1:]
     return value[:4] + "*" * (len(value) - 6) + value[-2:]
 
-
-def mask_name(value: str | None) -> str:
-    """'张某某' -> '张**'."""
-    if not value:
-        return ""
-    return value[0] + "*" * (len(value) - 1)

@@ -11,6 +11,7 @@ from itertools import count
 from connectors.files import settle_lines
 from processors.ledger import Ledger
 from processors.policy import load_policies
+from schemas.models import SETTLE_INFNOS
 from schemas.serde import encode
 
 BOOK = load_policies()
@@ -98,8 +99,6 @@ def setlinfo(result: dict) -> dict:
 def money(value) -> Decimal:
     return Decimal(str(value))
 
-
-SETTLE_INFNOS = ("2102", "2207", "2304")
 
 
 def settlement_results(*events: dict) -> list[dict]:
