@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,67 +56,75 @@ def read_events(path: Path) -> tuple[list[Outgoing], list[tuple[int, str]]]:
 
 
 class ResultWaiter:
-    """Reads settle.results and hands over the first result of each awaited msgid."""
+    """Reads settle.results and keeps, per awaited msgid, the results in the order they arrive."""
 
     def __init__(self, bootstrap: str, **kafka) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                          **kafka)
-        self.results: dict[str, bytes] = {}
+        self.results: dict[str, list[bytes]] = {}
 
     async def start(self) -> None:
         await self.consumer.start()
         parts = self.consumer.partitions_for_topic(RESULTS) or set()
         tps = [TopicPartition(RESULTS, p) for p in sorted(parts)]
         self.consumer.assign(tps)
-        # End offsets may be early on the embedded broker; reading a few older results is harmless:
-        # only awaited msgids are kept, and a msgid's result never changes.
+        # End offsets may be early on the embedded broker, so a few older results can be read too:
+        # harmless for fresh msgids, and a re-sent request's result is the one it got before.
         await self.consumer.seek_to_end(*tps)
 
-    async def wait(self, msgids: set[str], deadline: float, on_result: Callable[[], None] = lambda: None) -> None:
-        missing = {m for m in msgids if m not in self.results}
+    async def wait(self, wanted: Counter, deadline: float, on_result: Callable[[], None] = lambda: None) -> None:
+        """Read until each msgid in `wanted` has as many results as it was sent times."""
+        missing = {m for m, n in wanted.items() if len(self.results.get(m, ())) < n}
         while missing and time.monotonic() < deadline:
             batches = await self.consumer.getmany(timeout_ms=200, max_records=5000)
-            for records in batches.values():
-                for r in records:
-                    try:
-                        ref = json.loads(r.value).get("inf_refmsgid")
-                    except (ValueError, AttributeError):
-                        continue
-                    if ref in missing:
-                        self.results[ref] = r.value
+            for r in (r for records in batches.values() for r in records):
+                try:
+                    ref = json.loads(r.value).get("inf_refmsgid")
+                except (ValueError, AttributeError):
+                    continue
+                if ref in missing:
+                    got = self.results.setdefault(ref, [])
+                    got.append(r.value)
+                    on_result()
+                    if len(got) >= wanted[ref]:
                         missing.discard(ref)
-                        on_result()
 
     async def stop(self) -> None:
         await self.consumer.stop()
 
 
 async def send_events(bootstrap: str, events: list[Outgoing], timeout: float, kafka: dict,
-                      on_result: Callable[[], None] = lambda: None) -> dict[str, bytes]:
-    """Produce the events in order and return the results received, by msgid."""
+                      on_result: Callable[[], None] = lambda: None) -> list[bytes | None]:
+    """Produce the events in order; return each event's result, in the same order (None: none came
+    within the timeout, or the event has no msgid). A msgid sent twice gets its two results in turn."""
     waiter = ResultWaiter(bootstrap, **kafka)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **kafka)
     await waiter.start()
     await producer.start()
     try:
         deadline = time.monotonic() + timeout
-        pending: set[str] = set()
+        wanted: Counter = Counter()
         topic = None
         for ev in events:
-            if topic is not None and ev.topic != topic and pending:
+            if topic is not None and ev.topic != topic:
                 await producer.flush()
-                await waiter.wait(pending, deadline, on_result)
-                pending.clear()
+                await waiter.wait(wanted, deadline, on_result)
             topic = ev.topic
             await producer.send(ev.topic, ev.value, key=ev.key, headers=JSON_HEADERS)
             if ev.msgid:
-                pending.add(ev.msgid)
+                wanted[ev.msgid] += 1
         await producer.flush()
-        await waiter.wait(pending, deadline, on_result)
-        return waiter.results
+        await waiter.wait(wanted, deadline, on_result)
     finally:
         await producer.stop()
         await waiter.stop()
+    taken: Counter = Counter()
+    ordered: list[bytes | None] = []
+    for ev in events:
+        got = waiter.results.get(ev.msgid, []) if ev.msgid else []
+        ordered.append(got[taken[ev.msgid]] if taken[ev.msgid] < len(got) else None)
+        taken[ev.msgid] += 1
+    return ordered
 
 
 async def send_reference_data(bootstrap: str, path: Path, settings) -> int:

@@ -150,15 +150,15 @@ def send(
         results = asyncio.run(send_events(_bootstrap(bootstrap), outgoing, timeout, Settings().kafka_kwargs(),
                                           lambda: progress.advance(task)))
     missing = 0
-    for e in awaited:
-        if e.msgid in results:
-            sys.stdout.buffer.write(results[e.msgid] + b"\n")
+    for e, result in zip(outgoing, results):
+        if result is not None:
+            sys.stdout.buffer.write(result + b"\n")
         else:
             missing += 1
-            typer.echo(f"line {e.lineno}: no result for msgid {e.msgid} within {timeout:.0f}s "
-                       "(see yibao tail rejected)", err=True)
+            why = "it has no msgid" if not e.msgid else f"none within {timeout:.0f}s (see yibao tail rejected)"
+            typer.echo(f"line {e.lineno}: no result for msgid {e.msgid}: {why}", err=True)
     sys.stdout.flush()
-    typer.echo(f"{len(outgoing)} sent, {len(results)} results, {missing} missing", err=True)
+    typer.echo(f"{len(outgoing)} sent, {len(outgoing) - missing} results, {missing} missing", err=True)
     raise typer.Exit(1 if missing or bad else 0)
 
 

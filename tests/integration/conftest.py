@@ -1,6 +1,6 @@
 import pytest
 
-from connectors.broker import EmbeddedBroker
+from connectors.broker import EmbeddedBroker, free_port
 from tests.integration.harness import Worker, send
 from tests.support import hospitals
 
@@ -32,7 +32,7 @@ def spawn(tmp_path):
 def worker(broker, tmp_path_factory):
     """A running worker on the module's broker, ready (it has answered a first event)."""
     logs = tmp_path_factory.mktemp("worker")
-    w = Worker(broker.bootstrap, logs)
+    w = Worker(broker.bootstrap, logs, extra_env={"YIBAO_METRICS_PORT": str(free_port())})
     try:
         w.wait_started()
         results = send(broker.bootstrap, hospitals(), logs, timeout=90)

@@ -27,6 +27,7 @@ class Worker:
 
     def __init__(self, bootstrap: str | None, log_dir: Path, partitions: int = 4, extra_env: dict | None = None) -> None:
         self.bootstrap = bootstrap
+        self.metrics_port = int((extra_env or {}).get("YIBAO_METRICS_PORT", 0))
         self.log_path = log_dir / f"worker-{next(_ids)}.log"
         env = dict(os.environ, YIBAO_PARTITIONS=str(partitions), PYTHONUNBUFFERED="1", **(extra_env or {}))
         if bootstrap:
@@ -78,7 +79,10 @@ def outgoing(events: list[dict | bytes], tmp: Path) -> list[Outgoing]:
 
 
 def send(bootstrap: str, events: list[dict | bytes], tmp: Path, timeout: float = 120) -> dict[str, bytes]:
-    return asyncio.run(send_events(bootstrap, outgoing(events, tmp), timeout, {}))
+    """Send the events; the first result of each msgid."""
+    sent = outgoing(events, tmp)
+    results = asyncio.run(send_events(bootstrap, sent, timeout, {}))
+    return {ev.msgid: r for ev, r in reversed(list(zip(sent, results))) if r is not None}
 
 
 def offline(events: list[dict | bytes]) -> list[bytes]:
