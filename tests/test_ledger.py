@@ -221,3 +221,10 @@ def test_cancelled_assisted_reproduction_keeps_a_claim_imported_from_elsewhere(l
     run([cancel(art)], ledger)
     again = settlement([line("5000", kind="service")], med_type="51", level=3, matn_type="5", art_birth_flag="1")
     assert _err(run([again], ledger)[0]).startswith("ART_ALREADY_CLAIMED")
+
+
+def test_person_upsert_sets_the_balance_only_when_it_gives_one(ledger):
+    run(hospitals() + [person(balc="100"), settlement([line("50")], acct_used_flag="1")], ledger)
+    assert ledger.balances[PSN] == Decimal("68.00")  # (50-20)×60% = 18 fund; 32 from the account: 100-32
+    assert run([person(retired=True)], ledger)[0]["output"]["balc"] == Decimal("68.00")
+    assert run([person(balc="500")], ledger)[0]["output"]["balc"] == Decimal("500.00")
