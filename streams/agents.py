@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -21,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from processors.policy import PolicyBook
 
 from . import codec, metrics, topics
+from .health import Health
 from .partitions import PartitionLedgers
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
@@ -40,19 +39,6 @@ async def _produce(app: faust.App, records: list[Record]) -> list:
         if r.topic == topics.REJECTED:
             metrics.REJECTS.labels(reason_class(codec.decode_record("rejected", r.value)["reason"])).inc()
     return futures
-
-
-class Health:
-    """Why the worker is stopping, when it stops on its own: the service turns it into an exit code."""
-
-    def __init__(self) -> None:
-        self.fatal: str | None = None
-
-    def stop(self, reason: str) -> None:
-        if self.fatal is None:
-            self.fatal = reason
-            log.critical("%s: stopping the worker (uncommitted input is redone on restart)", reason)
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _batches(stream, settings: Settings, health: Health, name: str) -> AsyncIterator[list]:

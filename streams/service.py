@@ -17,6 +17,7 @@ from connectors.client import send_reference_data
 from processors.policy import load_policies
 
 from . import agents, metrics
+from .health import Health
 from .app import create_app
 from .logs import logging_config
 from .settings import Settings
@@ -41,7 +42,7 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
             sent = loop.run_until_complete(send_reference_data(bootstrap, population, settings))
             print(f"demo population: {sent} reference events from {population}", flush=True)
         app = create_app(settings, bootstrap)
-        health = agents.Health()
+        health = Health()
         agents.install(app, settings, book, bootstrap, health)
         metrics.serve(settings.metrics_port, settings.metrics_host)
 
