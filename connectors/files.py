@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from processors.ledger import Ledger, error
-from schemas.serde import BadEvent, decode_event
+from schemas.serde import BadEvent, decode_event, safe_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +19,30 @@ class Settled:
     result: dict
 
 
+class LedgerFailure(RuntimeError):
+    """The ledger failed on a valid event (a bug): the run stops there, as the streaming worker does,
+    rather than answer anything after it from a state that may be wrong."""
+
+    def __init__(self, lineno: int, error: BaseException) -> None:
+        super().__init__(f"line {lineno}: the ledger failed on this event ({type(error).__name__}: {error}); "
+                         "results of the lines before it are written")
+        self.lineno = lineno
+
+
 def settle_lines(lines: Iterable[bytes | str], ledger: Ledger) -> Iterator[Settled]:
+    """One result per non-blank line, in order. Raises LedgerFailure when the ledger itself fails."""
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        event = decode_event(line)
+        try:
+            event = decode_event(line)
+        except Exception as e:  # noqa: BLE001 - a case no check foresaw: this line is bad, the file goes on
+            event = BadEvent(None, None, f"cannot be read ({type(e).__name__}: {safe_text(str(e))})")
         if isinstance(event, BadEvent):
             yield Settled(lineno, None, error(event.infno, event.msgid, "BAD_EVENT", f"line {lineno}: {event.reason}"))
             continue
-        yield Settled(lineno, event, ledger.apply(event))
+        try:
+            result = ledger.apply(event)
+        except Exception as e:
+            raise LedgerFailure(lineno, e) from e
+        yield Settled(lineno, event, result)

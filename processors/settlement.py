@@ -81,6 +81,9 @@ def settle(
 ) -> Outcome:
     data = req.input.data
     day = data.setl_time.date()
+    if person.brdy > day:
+        raise SettlementRefused("BAD_BIRTH_DATE", f"the person's birth date {person.brdy} is after the settlement date "
+                                f"{day}: correct the person record (infno person) and send the settlement again")
     benefit = policy.med_types.get(data.med_type)
     if benefit is None:
         raise SettlementRefused("UNKNOWN_MED_TYPE", f"med_type {data.med_type} has no benefit in {policy.id}; known: "

@@ -20,6 +20,7 @@ Flag = Literal["0", "1"]
 Level = Literal[1, 2, 3]
 
 SETTLE_INFNOS = ("2102", "2207", "2304")
+EARLIEST_BIRTH = dt.date(1900, 1, 1)  # no one insured today was born earlier: an older date is a typing error
 CANCEL_OF = {"2103": "2102", "2208": "2207", "2305": "2304"}
 ITEM_TYPES = {
     "drug": "drug", "service": "service", "consumable": "consumable",
@@ -180,6 +181,13 @@ class PersonData(Wire):
     balc: Money | None = None
     maf_lv: Literal["deep", "relative"] | None = None
     maf_base_inc: Money | None = None
+
+    @field_validator("brdy")
+    @classmethod
+    def _plausible_birth(cls, v: dt.date) -> dt.date:
+        if v < EARLIEST_BIRTH:
+            raise ValueError(f"a birth date before {EARLIEST_BIRTH} is not plausible")
+        return v
 
     @field_validator("psn_type")
     @classmethod

@@ -18,11 +18,25 @@ from .models import EVENT, INFNOS
 
 @dataclass(frozen=True, slots=True)
 class BadEvent:
-    """An input that is not a valid event: what could be read of its envelope, and why."""
+    """An input that is not a valid event: what could be read of its envelope, and why.
+
+    Every text here can be encoded as UTF-8 (see `safe_text`), so a rejection can always be written.
+    """
 
     infno: str | None
     msgid: str | None
     reason: str
+    fixmedins_code: str | None = None
+
+
+def safe_text(text: str) -> str:
+    """`text` if it can be encoded as UTF-8, else with what cannot (lone surrogates, which JSON's
+    `\\ud800` escapes can carry) written as backslash escapes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decode_event(raw: bytes | str):
@@ -34,18 +48,27 @@ def decode_event(raw: bytes | str):
 
 
 def explain(raw: bytes | str, err: ValidationError) -> BadEvent:
-    """The BadEvent for input that failed validation: the envelope fields it still shows, and why."""
+    """The BadEvent for input that failed validation: the envelope fields it still shows, and why.
+
+    Never raises, whatever the input (deep nesting, numbers of thousands of digits, bad UTF-8)."""
     try:
-        doc = json.loads(raw)
-    except ValueError as e:
-        return BadEvent(None, None, f"not JSON: {e}")
+        # Integers as Decimal: Python refuses int() of more than 4,300 digits, and the envelope must
+        # still be read to answer the sender.
+        doc = json.loads(raw, parse_int=Decimal)
+    except RecursionError:
+        return BadEvent(None, None, "not JSON: nested too deeply")
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        return BadEvent(None, None, safe_text(f"not JSON: {e}"))
     if not isinstance(doc, dict):
         return BadEvent(None, None, "not a JSON object")
-    infno, msgid = doc.get("infno"), doc.get("msgid")
-    infno = infno if isinstance(infno, str) else None
-    msgid = msgid if isinstance(msgid, str) else None
+    infno, msgid, code = (_text(doc.get(k)) for k in ("infno", "msgid", "fixmedins_code"))
+    escaped = [name for name, v in (("infno", infno), ("msgid", msgid), ("fixmedins_code", code))
+               if v is not None and safe_text(v) is not v]
+    infno, msgid, code = (safe_text(v) if v is not None else None for v in (infno, msgid, code))
+    note = f" ({', '.join(escaped)} escaped: not encodable as UTF-8)" if escaped else ""
     if infno not in INFNOS:
-        return BadEvent(infno, msgid, f"infno: {doc.get('infno')!r} is not one of {', '.join(INFNOS)}")
+        return BadEvent(infno, msgid, safe_text(f"infno: {_shown(doc.get('infno'))} is not one of {', '.join(INFNOS)}") + note,
+                        code)
     problems = []
     for e in err.errors(include_url=False)[:5]:
         loc = list(e["loc"])
@@ -55,7 +78,16 @@ def explain(raw: bytes | str, err: ValidationError) -> BadEvent:
         msg = e["msg"].removeprefix("Value error, ")
         problems.append(f"{path}: {msg}" if path else msg)
     more = len(err.errors()) - len(problems)
-    return BadEvent(infno, msgid, "; ".join(problems) + (f" (+{more} more)" if more > 0 else ""))
+    return BadEvent(infno, msgid, safe_text("; ".join(problems) + (f" (+{more} more)" if more > 0 else "")) + note, code)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _shown(value: Any) -> str:
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _exact(value: Any) -> orjson.Fragment:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from processors.policy import PolicyBook
 
 from . import codec, metrics, topics
-from .health import Health
+from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
@@ -41,28 +40,15 @@ async def _produce(app: faust.App, records: list[Record]) -> list:
     return futures
 
 
-async def _batches(stream, settings: Settings, health: Health, name: str) -> AsyncIterator[list]:
-    """Batches of events; an error in handling one stops the worker instead of letting Faust
-    restart the agent past the unacknowledged batch."""
-    try:
-        async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000):
-            yield events
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:
-        health.stop(f"{name} agent failed: {e!r}")
-        raise
-
-
 def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str, health: Health) -> PartitionLedgers:
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
     ledgers = PartitionLedgers(book)
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
-    async def pump(stream, name: str, handle) -> None:
-        """Handle each batch's messages in order; wait once per batch for what they produced."""
-        async for events in _batches(stream, settings, health, name):
+    async def handle_batch(events, name: str, handle) -> None:
+        m = None
+        try:
             futures = []
             for event in events:
                 m = event.message
@@ -70,6 +56,27 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 positions[(m.topic, m.partition)] = m.offset + 1
                 futures += await _produce(app, await handle(m))
             await asyncio.gather(*futures)
+        except BaseException as e:  # noqa: BLE001 - RecursionError, MemoryError, a cancel: never ack this batch
+            where = f" on {m.topic}[{m.partition}]@{m.offset}" if m is not None else ""
+            health.abort(f"{name} agent failed{where}: {e!r}", AGENT_FAILED)
+
+    async def pump(stream, name: str, handle) -> None:
+        """Handle each batch's messages in order; wait once per batch for what they produced.
+
+        Faust acknowledges a batch when this loop asks for the next one, and also when the loop is
+        left by an exception or a cancel (the `finally` of `take_events`); a graceful stop then
+        commits it. So a batch runs in its own task that nothing outside can cancel, and the loop
+        waits for it even when the worker is stopping. `handle` turns what one message can get
+        wrong into records (the router dead-letters); anything else (a ledger bug, the broker
+        refusing a write) aborts the process inside the batch, before it is acknowledged: a restart
+        redoes it."""
+        async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000):
+            batch = asyncio.ensure_future(handle_batch(events, name, handle))
+            try:
+                await asyncio.shield(batch)
+            except asyncio.CancelledError:
+                await asyncio.wait([batch])  # the batch's records are acknowledged before Faust acks it
+                raise
 
     async def route_one(m) -> list[Record]:
         source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
@@ -79,7 +86,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
         if not ledgers.in_sequence(m.partition, m.offset):
             await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
         started = time.perf_counter()
-        records = ledgers.apply(m.partition, m.offset, m.value)
+        records = ledgers.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000))
         metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
         return records
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connectors.files import settle_lines
+from connectors.files import LedgerFailure, settle_lines
 from processors.exceptions import PolicyError
 from processors.ledger import Ledger
 from processors.policy import POLICY_ROOT, load_policies
@@ -56,6 +56,9 @@ def settle(
                     counts["refused"] += 1
                 if explain:
                     _explain(screen, item.lineno, result)
+    except LedgerFailure as e:
+        typer.echo(f"stopped: {e}", err=True)
+        raise typer.Exit(3) from None
     finally:
         if output:
             out.close()

@@ -37,11 +37,18 @@ class PartitionLedgers:
         self.ledgers.pop(partition, None)
         self.next_offset.pop(partition, None)
 
-    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True) -> list[Record]:
+    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0) -> list[Record]:
         """Apply one `ledger_op`; return the records to produce (none while replaying)."""
         ledger = self.ledgers[partition]
         self.next_offset[partition] = offset + 1
-        op = codec.decode_record("ledger_op", value)
+        try:
+            op = codec.decode_record("ledger_op", value)
+        except ValueError as e:  # not written by the router: foreign bytes on an internal topic
+            if not emit:
+                return []
+            source = Source(topics.LEDGER_OPS, partition, offset, timestamp_ms)
+            return [Record(topics.REJECTED, None, rejected(value, source, codec.AVRO, f"not a ledger_op record: {e}"),
+                           codec.AVRO_HEADERS)]
         ctype, body = op["content_type"], op["body"]
         event = codec.decode(body, ctype)
         if isinstance(event, BadEvent):  # the router validated it: only a changed schema gets here

@@ -17,14 +17,11 @@ from connectors.client import send_reference_data
 from processors.policy import load_policies
 
 from . import agents, metrics
-from .health import Health
+from .health import AGENT_FAILED, BROKER_DIED, Health
 from .app import create_app
 from .logs import logging_config
 from .settings import Settings
 from .topics import ensure_topics
-
-BROKER_DIED = 3
-AGENT_FAILED = 4
 
 
 def serve(settings: Settings, population: Path | None = None, loglevel: str = "warning") -> int:
@@ -47,8 +44,9 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         metrics.serve(settings.metrics_port, settings.metrics_host)
 
         if broker is not None:
-            broker.on_death(lambda: health.stop(
-                f"the embedded broker exited and its topics are gone with it (see {broker.log_path})"))
+            health.on_abort(broker.stop)
+            broker.on_death(lambda: health.abort(
+                f"the embedded broker exited and its topics are gone with it (see {broker.log_path})", BROKER_DIED))
 
         print(f"yibao worker: broker {bootstrap} ({'embedded' if broker else 'configured'}), "
               f"{settings.partitions} partitions, policies {', '.join(p.id for p in book.policies)}", flush=True)
@@ -67,8 +65,6 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
             code = e.code if isinstance(e.code, int) else 1
         else:
             code = 0
-        if health.fatal:
-            return BROKER_DIED if "broker" in health.fatal else AGENT_FAILED
         return code
     finally:
         if broker is not None:

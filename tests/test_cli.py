@@ -76,3 +76,25 @@ def test_policies_lists_the_rule_sets():
     result = runner.invoke(app, ["policies"])
     assert result.exit_code == 0
     assert "yunnan-provincial-2022" in result.output and "2024-11-01" in result.output
+
+
+def test_hostile_lines_get_error_results_and_the_file_goes_on(tmp_path):
+    valid = DEMO.read_bytes().splitlines()[:5]
+    hostile = [b'{"infno":"2207","msgid":"D","input":' + b"[" * 5000 + b"]" * 5000 + b"}",
+               b'{"infno":"2207","msgid":"S\\ud800","fixmedins_code":"H\\udfff","input":{}}',
+               b'{"infno":"2207","msgid":"N","input":{"data":{"x":' + b"9" * 4400 + b"}}}",
+               b"\xff\xfe\x00", b"[]", b'"just a string"']
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join(valid[:2] + hostile + valid[2:]) + b"\n")
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"\n".join(valid) + b"\n")
+    out, want = tmp_path / "out.jsonl", tmp_path / "want.jsonl"
+    assert _settle(mixed, "-o", out).exit_code == 0
+    assert _settle(clean, "-o", want).exit_code == 0
+    got = out.read_bytes().splitlines()
+    assert len(got) == len(valid) + len(hostile)
+    errors = [json.loads(l) for l in got[2:2 + len(hostile)]]
+    assert [e["infcode"] for e in errors] == [-1] * len(hostile)
+    assert errors[0]["err_msg"] == "BAD_EVENT: line 3: not JSON: nested too deeply"
+    assert errors[1]["inf_refmsgid"] == "S\\ud800" and "msgid, fixmedins_code escaped" in errors[1]["err_msg"]
+    assert got[:2] + got[2 + len(hostile):] == want.read_bytes().splitlines()

@@ -25,6 +25,8 @@ def test_unknown_person_and_institution_are_refused_with_a_reason():
     ({"insutype": "390"}, "input.insutype", "resident insurance (390) is not yet supported"),
     ({"brdy": "1960-13-01"}, "input.brdy", "valid date"),
     ({"insuplc_admdvs": "53"}, "input.insuplc_admdvs", "pattern"),
+    ({"brdy": "1899-12-31"}, "input.brdy", "a birth date before 1900-01-01 is not plausible"),
+    ({"brdy": "2024-02-30"}, "input.brdy", "valid date"),
 ])
 def test_bad_person_records_name_the_field(data, field, reason):
     event = person()
@@ -228,3 +230,13 @@ def test_person_upsert_sets_the_balance_only_when_it_gives_one(ledger):
     assert ledger.balances[PSN] == Decimal("68.00")  # (50-20)×60% = 18 fund; 32 from the account: 100-32
     assert run([person(retired=True)], ledger)[0]["output"]["balc"] == Decimal("68.00")
     assert run([person(balc="500")], ledger)[0]["output"]["balc"] == Decimal("500.00")
+
+
+def test_a_person_born_after_the_settlement_date_is_refused_and_nothing_changes(ledger):
+    born_later = person(brdy="9999-12-31", balc="100")
+    results = run(hospitals() + [born_later, settlement([line("100")], acct_used_flag="1", day="2024-11-05")], ledger)
+    assert _err(results[-1]).startswith("BAD_BIRTH_DATE: the person's birth date 9999-12-31 is after the "
+                                        "settlement date 2024-11-05")
+    assert ledger.snapshot()["balances"][PSN] == Decimal("100") and ledger.snapshot()["ytd"] == {}
+    born_that_day = person(brdy="2024-11-05")
+    assert run([born_that_day, settlement([line("100")], day="2024-11-05")], ledger)[-1]["infcode"] == 0

@@ -1,4 +1,5 @@
 """The router's and the partition ledgers' decisions, without a broker (streams/routing.py, partitions.py)."""
+import json
 from decimal import Decimal
 
 from schemas import avro
@@ -89,3 +90,53 @@ def test_replay_emits_nothing_and_rebuilds_the_same_state():
         assert live.apply(0, offset, op)
         assert replay.apply(0, offset, op, emit=False) == []
     assert live.ledgers[0].snapshot() == replay.ledgers[0].snapshot()
+
+
+DEEP = b'{"infno":"2207","msgid":"DEEP-1","fixmedins_code":"H53010100001","input":' + b"[" * 5000 + b"]" * 5000 + b"}"
+SURROGATE = (b'{"infno":"2207","msgid":"SUR-\\ud800","fixmedins_code":"H5301\\udfff","input":{}}')
+
+
+def test_json_nested_5000_deep_is_dead_lettered_not_raised():
+    [dlq] = _route(DEEP)
+    rec = codec.decode_record("rejected", dlq.value)
+    assert rec["original"] == DEEP and rec["reason"] == "not JSON: nested too deeply"
+
+
+def test_lone_surrogates_are_escaped_in_the_rejection_and_the_answer_and_the_reason_says_so():
+    dlq, answer = _route(SURROGATE)
+    rec = codec.decode_record("rejected", dlq.value)
+    assert rec["original"] == SURROGATE
+    assert rec["msgid"] == "SUR-\\ud800"  # backslash escape: the text can be written and read back
+    assert rec["reason"].endswith("(msgid, fixmedins_code escaped: not encodable as UTF-8)")
+    assert answer.key == b"H5301\\udfff"
+    assert answer.value.startswith(b'{"infno":"2207","inf_refmsgid":"SUR-\\\\ud800","infcode":-1,')
+
+
+def test_an_amount_of_4400_digits_is_answered_to_its_sender():
+    event = encode(settlement([line("100")], msgid="HUGE-1")).replace(b'"det_item_fee_sumamt":100', b'"det_item_fee_sumamt":' + b"9" * 4400)
+    assert b"9" * 4400 in event
+    dlq, answer = _route(event)
+    assert codec.decode_record("rejected", dlq.value)["msgid"] == "HUGE-1"
+    result = json.loads(answer.value)
+    assert result["inf_refmsgid"] == "HUGE-1" and result["infcode"] == -1
+
+
+def test_whatever_the_router_did_not_foresee_is_dead_lettered_with_its_bytes(monkeypatch):
+    def broken(value, ctype):
+        raise KeyError("a bug")
+    monkeypatch.setattr(codec, "decode", broken)
+    value = encode(settlement([line("100")], msgid="BUG-1"))
+    [dlq] = _route(value)
+    rec = codec.decode_record("rejected", dlq.value)
+    assert rec["original"] == value and (rec["partition"], rec["offset"]) == (2, 41)
+    assert rec["reason"].startswith("internal error while routing this message (KeyError: 'a bug')")
+
+
+def test_foreign_bytes_on_ledger_ops_are_dead_lettered_and_the_partition_goes_on():
+    ledgers = PartitionLedgers(BOOK)
+    ledgers.reset(0)
+    [dlq] = ledgers.apply(0, 0, b"\x02garbage", timestamp_ms=1730451600000)
+    rec = codec.decode_record("rejected", dlq.value)
+    assert (rec["source_topic"], rec["partition"], rec["offset"]) == ("ledger.ops", 0, 0)
+    assert rec["reason"].startswith("not a ledger_op record") and rec["original"] == b"\x02garbage"
+    assert ledgers.in_sequence(0, 1)
