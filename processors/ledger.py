@@ -8,6 +8,12 @@ Effectively-once: a request id (`msgid`) that changed state is remembered with i
 same request again gets the same result and changes nothing; a different request under a used
 `msgid` is refused. Refused requests change nothing and are not remembered, so a corrected resend
 is judged afresh.
+
+A msgid is unique per person (the person a request is about; institution records share one scope
+of their own): the streaming service keeps each person's state on one partition and cannot see
+the other partitions' msgids, so this ledger, which the offline CLI drives over everyone, keeps the
+same scope and gives byte-identical results. Two people's requests under one msgid are two
+requests; what they create gets ids that cannot collide (`processors.ids`).
 """
 from __future__ import annotations
 
@@ -27,11 +33,13 @@ from schemas.models import (
     PersonData,
     PersonEvent,
     SettlementRequest,
+    psn_no_of,
 )
 from schemas.serde import encode
 
 from .accumulators import EMPTY, Accumulators, Delta
 from .exceptions import SettlementRefused
+from .ids import settlement_id
 from .money import FEN, ZERO
 from .policy import PolicyBook
 from .settlement import MONEY_FIELDS, Registration, settle
@@ -84,12 +92,14 @@ class Ledger:
         self.registrations: dict[str, dict[str, Registration]] = {}
         self.ytd: dict[str, dict[int, Accumulators]] = {}  # psn_no -> natural year -> totals
         self.settlements: dict[str, Settled] = {}  # setl_id -> record
-        self.by_msgid: dict[str, str] = {}  # settlement msgid -> setl_id
-        self.answered: dict[str, tuple[str, bytes, bytes]] = {}  # msgid -> (infno, digest, frozen result)
+        self.by_msgid: dict[tuple[str, str], str] = {}  # (psn_no, settlement msgid) -> setl_id
+        # (psn_no, or None for institutions, msgid) -> (infno, digest, frozen result)
+        self.answered: dict[tuple[str | None, str], tuple[str, bytes, bytes]] = {}
 
     def apply(self, event) -> dict:
         """Apply one validated event (a schemas.models Event) and return its result envelope."""
-        seen = self.answered.get(event.msgid)
+        key = (psn_no_of(event), event.msgid)
+        seen = self.answered.get(key)
         if seen is not None:
             infno, digest, result = seen
             if digest == _digest(event):
@@ -100,7 +110,7 @@ class Ledger:
             result = self._dispatch(event)
         except SettlementRefused as e:
             return error(event.infno, event.msgid, e.code, e.reason)
-        self.answered[event.msgid] = (event.infno, _digest(event), _freeze(result))
+        self.answered[key] = (event.infno, _digest(event), _freeze(result))
         return result
 
     def _dispatch(self, event) -> dict:
@@ -182,12 +192,12 @@ class Ledger:
         setl_id = outcome.output["setlinfo"]["setl_id"]
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
                                             outcome.delta, outcome.acct_pay)
-        self.by_msgid[req.msgid] = setl_id
+        self.by_msgid[data.psn_no, req.msgid] = setl_id
         return ok(req, outcome.output, outcome.warn_msg)
 
     def _cancel(self, req: CancelRequest) -> dict:
         d = req.input.data
-        setl_id = d.setl_id or self.by_msgid.get(d.omsgid)
+        setl_id = d.setl_id or self.by_msgid.get((d.psn_no, d.omsgid))
         record = self.settlements.get(setl_id) if setl_id else None
         if record is None or record.psn_no != d.psn_no:
             raise SettlementRefused("UNKNOWN_SETTLEMENT",
@@ -205,13 +215,13 @@ class Ledger:
         years[record.year] = years[record.year].plus(record.delta, sign=-1)
         self.balances[record.psn_no] += record.acct_pay
         record.cancelled_by = req.msgid
-        output = _thaw(self.answered[record.msgid][2])["output"]
+        output = _thaw(self.answered[record.psn_no, record.msgid][2])["output"]
         info = output["setlinfo"]
         for name in MONEY_FIELDS:
             if name != "balc":
                 info[name] = -info[name]
         info["balc"] = self.balances[record.psn_no].quantize(FEN)
-        info["setl_id"] = f"C{req.msgid}"
+        info["setl_id"] = settlement_id("C", d.psn_no, req.msgid)
         info["init_setl_id"] = setl_id
         info["medins_setl_id"] = req.msgid
         info.pop("setl_proc_info")

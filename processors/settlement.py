@@ -25,6 +25,7 @@ from . import (
 from .accumulators import Accumulators, Delta
 from .claim import Claim, Pooled
 from .exceptions import SettlementRefused, check
+from .ids import settlement_id
 from .fees import split_bill
 from .money import FEN, ZERO
 from .policy import Policy
@@ -205,7 +206,7 @@ def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Ou
           "policy range split does not add up")
 
     setlinfo = {
-        "setl_id": f"S{req.msgid}",
+        "setl_id": settlement_id("S", data.psn_no, req.msgid),
         "mdtrt_id": data.mdtrt_id,
         "psn_no": data.psn_no,
         "insutype": "510" if pooled.fund_pay_type == "510100" else "310",

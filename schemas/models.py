@@ -291,6 +291,13 @@ Event = Annotated[
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
+
+
+def psn_no_of(event) -> str | None:
+    """The person an event is about; None for reference data about no one (an institution)."""
+    if isinstance(event, InstitutionEvent):
+        return None
+    return getattr(event.input, "data", event.input).psn_no
 INFNOS = sorted(
     {
         v

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from processors.ledger import error
 from schemas.avro import message_time
-from schemas.models import InstitutionEvent
+from schemas.models import psn_no_of
 from schemas.serde import BadEvent, safe_text
 
 from . import codec, topics
@@ -46,11 +46,9 @@ def reason_class(reason: str) -> str:
 
 
 def group_of(event) -> str | None:
-    """The ledger group an event belongs to; None for reference data every partition needs."""
-    if isinstance(event, InstitutionEvent):
-        return None
-    data = getattr(event.input, "data", event.input)
-    return data.psn_no
+    """The ledger group an event belongs to; None for reference data every partition needs.
+    Today a person is their own group."""
+    return psn_no_of(event)
 
 
 def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,

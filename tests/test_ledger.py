@@ -143,9 +143,9 @@ def test_cancel_twice_unknown_or_with_the_wrong_infno_is_refused(ledger):
 
 def test_reversal_2601_names_the_original_msgid_and_infno(ledger):
     s = settlement([line("500")])
-    run(hospitals() + [person(), s], ledger)
+    done = setlinfo(run(hospitals() + [person(), s], ledger)[-1])
     reversal = {"infno": "2601", "msgid": "R1", "input": {"data": {"psn_no": PSN, "omsgid": s["msgid"], "oinfno": "2207"}}}
-    assert setlinfo(run([reversal], ledger)[0])["init_setl_id"] == f"S{s['msgid']}"
+    assert setlinfo(run([reversal], ledger)[0])["init_setl_id"] == done["setl_id"]
     missing = {"infno": "2601", "msgid": "R2", "input": {"data": {"psn_no": PSN, "omsgid": s["msgid"]}}}
     assert "oinfno" in _err(run([missing], ledger)[0])
 
@@ -240,3 +240,28 @@ def test_a_person_born_after_the_settlement_date_is_refused_and_nothing_changes(
     assert ledger.snapshot()["balances"][PSN] == Decimal("100") and ledger.snapshot()["ytd"] == {}
     born_that_day = person(brdy="2024-11-05")
     assert run([born_that_day, settlement([line("100")], day="2024-11-05")], ledger)[-1]["infcode"] == 0
+
+
+def test_a_msgid_is_unique_per_person_and_ids_never_collide(ledger):
+    """Two people's requests under one msgid are two requests (the streaming service cannot see other
+    partitions' msgids, so offline keeps the same scope); their setl_ids differ, so clearing keeps both."""
+    a, b = "530102195001010011", "530102195001010029"
+    first = settlement([line("100")], psn_no=a, msgid="SAME-1")
+    other = settlement([line("200")], psn_no=b, msgid="SAME-1")
+    results = run(hospitals() + [person(a), person(b), first, other, first, dict(other, opter_name="x")], ledger)
+    one, two = setlinfo(results[-4]), setlinfo(results[-3])
+    assert one["setl_id"] != two["setl_id"] and len(one["setl_id"]) == len(two["setl_id"]) == 27
+    assert one["medins_setl_id"] == two["medins_setl_id"] == "SAME-1"
+    assert results[-2] == results[-4]  # the same request again: the same answer
+    assert _err(results[-1]).startswith("MSGID_REUSED")  # a changed request of the same person: refused
+    undo = cancel(first, msgid="SAME-C")
+    undo_b = cancel(other, msgid="SAME-C")
+    c1, c2 = (setlinfo(r) for r in run([undo, undo_b], ledger))
+    assert (c1["init_setl_id"], c2["init_setl_id"]) == (one["setl_id"], two["setl_id"])
+    assert c1["setl_id"] != c2["setl_id"] and {c1["setl_id"][0], c2["setl_id"][0]} == {"C"}
+
+
+def test_settlement_ids_read_their_pair_unambiguously():
+    from processors.ids import settlement_id
+    assert settlement_id("S", "12", "3") != settlement_id("S", "1", "23")
+    assert settlement_id("S", "A", "M") == settlement_id("S", "A", "M") != settlement_id("C", "A", "M")
