@@ -250,7 +250,7 @@ def test_a_msgid_is_unique_per_person_and_ids_never_collide(ledger):
     other = settlement([line("200")], psn_no=b, msgid="SAME-1")
     results = run(hospitals() + [person(a), person(b), first, other, first, dict(other, opter_name="x")], ledger)
     one, two = setlinfo(results[-4]), setlinfo(results[-3])
-    assert one["setl_id"] != two["setl_id"] and len(one["setl_id"]) == len(two["setl_id"]) == 27
+    assert one["setl_id"] != two["setl_id"] and len(one["setl_id"]) == len(two["setl_id"]) == 29
     assert one["medins_setl_id"] == two["medins_setl_id"] == "SAME-1"
     assert results[-2] == results[-4]  # the same request again: the same answer
     assert _err(results[-1]).startswith("MSGID_REUSED")  # a changed request of the same person: refused
