@@ -7,6 +7,8 @@ everything in memory: when it exits, every topic is gone, so its death must stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -66,7 +68,9 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise BrokerError(f"embedded broker exited with {self._proc.returncode}; see {self.log_path}")
-            if asyncio.run(_answers_metadata(self.bootstrap)):
+            # A plain TCP connect first, so that aiokafka is not asked (and does not log an error)
+            # before the broker listens.
+            if _accepts("127.0.0.1", self.port) and asyncio.run(_answers_metadata(self.bootstrap)):
                 return self
             time.sleep(0.1)
         self.stop()
@@ -106,16 +110,37 @@ class EmbeddedBroker:
         self.stop()
 
 
-async def _answers_metadata(bootstrap: str) -> bool:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=2000,
-                                metadata_max_age_ms=1000, connections_max_idle_ms=5000)
+def _accepts(host: str, port: int) -> bool:
     try:
-        await asyncio.wait_for(producer.start(), 3)
-        return True
-    except Exception:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
         return False
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Silence a logger for a while: a probe that fails is expected while the broker starts."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
     finally:
+        logger.setLevel(level)
+
+
+async def _answers_metadata(bootstrap: str) -> bool:
+    with _quiet("aiokafka"):
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=2000,
+                                    metadata_max_age_ms=1000, connections_max_idle_ms=5000)
         try:
-            await producer.stop()
+            await asyncio.wait_for(producer.start(), 3)
+            return True
         except Exception:
-            pass
+            return False
+        finally:
+            try:
+                await producer.stop()
+            except Exception:
+                pass

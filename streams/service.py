@@ -4,6 +4,14 @@ Start order: broker -> topics -> policies -> Faust worker. Stop order (SIGTERM/S
 finishes its in-flight batches and commits, then the embedded broker stops last. If the embedded
 broker dies, every topic is gone with it (it keeps data in memory), so the worker stops loudly with
 exit code 3 instead of carrying on with state that is no longer durable.
+
+A broker that is unreachable (one the worker does not own) is waited for: aiokafka retries with a
+backoff (`streams.app`), the repeated log lines are rate-limited (`streams.logs`), the metrics endpoint
+keeps answering with `yibao_broker_up 0` (`streams.metrics`). A stop requested meanwhile cannot
+finish gracefully (Faust waits for the broker on the way out), so SIGTERM/SIGINT arm a deadline,
+YIBAO_STOP_TIMEOUT (5 s), after which the process ends with exit code 5 (`streams.health`).
+Exit codes: 0 stopped as asked, 3 the embedded broker died, 4 an agent failed, 5 a stop forced at
+its deadline, 2 a policy error at start-up.
 """
 from __future__ import annotations
 
@@ -17,11 +25,28 @@ from connectors.client import send_reference_data
 from processors.policy import load_policies
 
 from . import agents, metrics
-from .health import AGENT_FAILED, BROKER_DIED, Health
+from .health import AGENT_FAILED, BROKER_DIED, STOP_FORCED, Health  # noqa: F401 - the exit codes, for callers
 from .app import create_app
 from .logs import logging_config
 from .settings import Settings
 from .topics import ensure_topics
+
+
+class Worker(faust.Worker):
+    """Faust's worker, whose stop on SIGTERM/SIGINT has a deadline (`Health.stop_deadline`)."""
+
+    def __init__(self, *args, health: Health, stop_timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._health = health
+        self._stop_timeout = stop_timeout
+
+    def _on_sigterm(self) -> None:
+        self._health.stop_deadline(self._stop_timeout)
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        self._health.stop_deadline(self._stop_timeout)
+        super()._on_sigint()
 
 
 def serve(settings: Settings, population: Path | None = None, loglevel: str = "warning") -> int:
@@ -42,6 +67,7 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         health = Health()
         agents.install(app, settings, book, bootstrap, health)
         metrics.serve(settings.metrics_port, settings.metrics_host)
+        metrics.watch_broker(bootstrap)
 
         if broker is not None:
             health.on_abort(broker.stop)
@@ -54,8 +80,9 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         print(f"  watch: yibao tail results --bootstrap {bootstrap}", flush=True)
         if settings.metrics_port:
             print(f"  metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics", flush=True)
-        worker = faust.Worker(app, loop=loop, loglevel=loglevel, override_logging=True,
-                              logging_config=logging_config(loglevel, settings.log_format))
+        worker = Worker(app, loop=loop, loglevel=loglevel, override_logging=True,
+                        logging_config=logging_config(loglevel, settings.log_format),
+                        health=health, stop_timeout=settings.stop_timeout)
         # Faust's terminal spinner sets the root logger to DEBUG, so every aiokafka send builds a
         # debug record only to throw it away (7% of the worker's time in the streaming bench).
         worker.spinner = None

@@ -16,6 +16,14 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not an integer") from None
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """`KAFKA_BOOTSTRAP_SERVERS` unset means: start the embedded broker on a free loopback port."""
@@ -28,6 +36,9 @@ class Settings:
     max_message_bytes: int = field(default_factory=lambda: _int("YIBAO_MAX_MESSAGE_BYTES", 1_000_000))
     metrics_port: int = field(default_factory=lambda: _int("YIBAO_METRICS_PORT", 0))
     metrics_host: str = field(default_factory=lambda: os.environ.get("YIBAO_METRICS_HOST", "127.0.0.1"))
+    # Seconds a requested stop (SIGTERM/SIGINT) may take before the process ends anyway (exit code 5);
+    # 0 waits for ever. Only an unreachable broker makes a stop this slow.
+    stop_timeout: float = field(default_factory=lambda: _float("YIBAO_STOP_TIMEOUT", 5.0))
     log_format: str = field(default_factory=lambda: os.environ.get("YIBAO_LOG_FORMAT", "json"))
     policies: Path = field(default_factory=lambda: Path(os.environ.get("YIBAO_POLICIES", str(POLICY_ROOT))))
     security_protocol: str = field(default_factory=lambda: os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
