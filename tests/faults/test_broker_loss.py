@@ -8,6 +8,7 @@ Guarantees defended here:
 - starting the embedded broker prints nothing while it waits for the broker to listen.
 """
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -105,6 +106,11 @@ def test_broker_death_with_two_workers(spawn, tmp_path):
         if waiting.proc.poll() is None:
             waiting.proc.kill()
             waiting.proc.wait(10)
+        if owner.proc.poll() is None:  # failed before the kill: `spawn` kills the owner, not its broker
+            owner.proc.kill()
+            owner.proc.wait(10)
+            with contextlib.suppress(AssertionError, OSError):
+                os.kill(_broker_pid(bootstrap.split(":")[1]), signal.SIGKILL)
 
 
 def test_worker_kafka_clients_retry_after_the_backoff():
