@@ -18,7 +18,8 @@ import time
 import urllib.request
 
 from connectors.broker import free_port
-from streams.app import RETRY_BACKOFF_MS, create_app
+from streams.app import create_app
+from streams.transport import RETRY_BACKOFF_MS
 from streams.health import BROKER_DIED, STOP_FORCED
 from streams.settings import Settings
 from tests.integration.harness import ROOT, Worker
