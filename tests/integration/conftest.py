@@ -1,3 +1,6 @@
+import os
+import signal
+
 import pytest
 
 from connectors.broker import EmbeddedBroker, free_port
@@ -13,7 +16,9 @@ def broker(tmp_path_factory):
 
 @pytest.fixture
 def spawn(tmp_path):
-    """Start workers with `spawn(bootstrap)`; any still running at the end is killed, pass or fail."""
+    """Start workers with `spawn(bootstrap)`; any still running at the end is killed, pass or fail, and so
+    is the embedded broker of one that started its own (it runs in a session of its own, so killing
+    the worker does not end it)."""
     started = []
 
     def start(bootstrap):
@@ -23,9 +28,15 @@ def spawn(tmp_path):
 
     yield start
     for w in started:
+        broker = w.embedded_broker_pid()
         if w.proc.poll() is None:
             w.proc.kill()
             w.proc.wait(10)
+        if broker is not None:
+            try:
+                os.kill(broker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,14 @@ class Worker:
             time.sleep(0.1)
         raise TimeoutError(f"worker did not start:\n{self.log()}")
 
+    def embedded_broker_pid(self) -> int | None:
+        """The pid of the broker this worker started itself (none when it was given one, or gone)."""
+        if self.bootstrap is not None:
+            return None
+        port = next((line.split()[3].split(":")[1] for line in self.log().splitlines()
+                     if line.startswith("yibao worker: broker ")), None)
+        return broker_pid(port) if port else None
+
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
@@ -70,6 +78,19 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         return self.wait(10)
+
+
+def broker_pid(port: str) -> int | None:
+    """The embedded broker (tansu) process listening on 127.0.0.1:`port`, if one runs."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"tansu" in cmdline and f"127.0.0.1:{port} ".encode() in cmdline + b" ":
+                return int(proc.name)
+    return None
 
 
 def outgoing(events: list[dict | bytes], tmp: Path) -> list[Outgoing]:

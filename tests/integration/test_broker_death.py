@@ -2,21 +2,15 @@
 import os
 import signal
 import time
-from pathlib import Path
 
 from streams.service import BROKER_DIED
+from tests.integration.harness import broker_pid
 
 
 def _broker_pid(port: str) -> int:
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"tansu" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
-                return int(proc.name)
-    raise AssertionError(f"no embedded broker on port {port}")
+    pid = broker_pid(port)
+    assert pid is not None, f"no embedded broker on port {port}"
+    return pid
 
 
 def test_worker_stops_with_its_own_code_when_the_embedded_broker_dies(spawn):
