@@ -1,7 +1,10 @@
 """Decode events from JSON and encode results to JSON, with exact decimals and errors that name the field.
 
-Money is Decimal end to end: JSON numbers are parsed exactly by pydantic, and results are written
-by orjson with each Decimal inserted as its own text (332.50, never 332.49999 nor "332.50").
+Money is Decimal end to end: JSON is parsed by jiter with every non-integer number read as the
+Decimal of its text, then validated by pydantic; results are written by orjson with each Decimal
+inserted as its own text (332.50, never 332.49999 nor "332.50"). pydantic's own JSON parser reads
+numbers through a binary float, which silently rounds what a float cannot hold:
+100.00000000000000000001 became 100 and 1e-400 became 0, and both were then settled.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import jiter
 import orjson
 from pydantic import ValidationError
 
@@ -42,15 +46,20 @@ def safe_text(text: str) -> str:
 def decode_event(raw: bytes | str):
     """Return the validated event, or a BadEvent naming the field and the problem."""
     try:
-        return EVENT.validate_json(raw)
+        doc = jiter.from_json(raw if isinstance(raw, bytes) else raw.encode("utf-8"),
+                              float_mode="decimal")  # NaN, Infinity: refused by pydantic, naming the field
+    except ValueError as e:  # UnicodeEncodeError of a str included
+        return explain(raw, f"not JSON: {e}")
+    try:
+        return EVENT.validate_python(doc)
     except ValidationError as e:
         return explain(raw, e)
 
 
-def explain(raw: bytes | str, err: ValidationError) -> BadEvent:
-    """The BadEvent for input that failed validation: the envelope fields it still shows, and why.
-
-    Never raises, whatever the input (deep nesting, numbers of thousands of digits, bad UTF-8)."""
+def explain(raw: bytes | str, err: ValidationError | str) -> BadEvent:
+    """The BadEvent for input that failed to parse (`err` says why) or to validate: the envelope
+    fields it still shows, and why. Never raises, whatever the input (deep nesting, numbers of
+    thousands of digits, bad UTF-8)."""
     try:
         # Integers as Decimal: Python refuses int() of more than 4,300 digits, and the envelope must
         # still be read to answer the sender.
@@ -66,6 +75,8 @@ def explain(raw: bytes | str, err: ValidationError) -> BadEvent:
                if v is not None and safe_text(v) is not v]
     infno, msgid, code = (safe_text(v) if v is not None else None for v in (infno, msgid, code))
     note = f" ({', '.join(escaped)} escaped: not encodable as UTF-8)" if escaped else ""
+    if isinstance(err, str):
+        return BadEvent(infno, msgid, safe_text(err) + note, code)
     if infno not in INFNOS:
         return BadEvent(infno, msgid, safe_text(f"infno: {_shown(doc.get('infno'))} is not one of {', '.join(INFNOS)}") + note,
                         code)
