@@ -14,9 +14,8 @@ $(STAMP): pyproject.toml
 
 # The service on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the demo population loaded.
 YIBAO_METRICS_PORT ?= 9464
-export YIBAO_METRICS_PORT
 run: $(STAMP)
-	$(BIN)/yibao run --population examples/demo.jsonl
+	YIBAO_METRICS_PORT=$(YIBAO_METRICS_PORT) $(BIN)/yibao run --population examples/demo.jsonl
 
 # The same demo offline: no broker, one result per event, with derivations.
 demo: $(STAMP)

@@ -53,6 +53,12 @@ def decode_event(raw: bytes | str):
     try:
         return EVENT.validate_python(doc)
     except ValidationError as e:
+        # Explain in JSON terms ("Input should be an object", not "a valid dictionary"), unless the
+        # JSON parser accepts what only its rounding made valid.
+        try:
+            EVENT.validate_json(raw)
+        except ValidationError as in_json:
+            e = in_json
         return explain(raw, e)
 
 

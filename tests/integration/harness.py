@@ -29,7 +29,8 @@ class Worker:
         self.bootstrap = bootstrap
         self.metrics_port = int((extra_env or {}).get("YIBAO_METRICS_PORT", 0))
         self.log_path = log_dir / f"worker-{next(_ids)}.log"
-        env = dict(os.environ, YIBAO_PARTITIONS=str(partitions), PYTHONUNBUFFERED="1", **(extra_env or {}))
+        env = dict(os.environ, YIBAO_PARTITIONS=str(partitions), PYTHONUNBUFFERED="1",
+                   **{"YIBAO_METRICS_PORT": "0", **(extra_env or {})})  # make exports 9464 for `make run`
         if bootstrap:
             env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         else:
