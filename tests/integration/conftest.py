@@ -21,8 +21,8 @@ def spawn(tmp_path):
     the worker does not end it)."""
     started = []
 
-    def start(bootstrap):
-        w = Worker(bootstrap, tmp_path)
+    def start(bootstrap, **kwargs):
+        w = Worker(bootstrap, tmp_path, **kwargs)
         started.append(w)
         return w
 

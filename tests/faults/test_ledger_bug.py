@@ -1,0 +1,79 @@
+"""Guarantee: when the ledger fails on an op (a bug, not an input error), the worker stops before the
+batch holding it is acknowledged, so nothing after it is skipped: a restart redoes the batch and
+every request gets exactly one distinct result, equal to the offline result.
+
+How the test tries to break it: a worker whose `Ledger.apply` raises for one msgid (injected by a
+`sitecustomize` on its PYTHONPATH; the Kafka side is all real), 300 settlements produced at once
+with that msgid in the middle, on the same partitions as the others. Before the fix, Faust
+acknowledged the whole batch when the agent left it and restarted the agent past it: the requests
+batched with the failing one were never answered. Then a worker without the fault takes over.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from schemas.serde import encode
+from streams.health import AGENT_FAILED
+from tests.integration.harness import offline, produce, read_all, send
+from tests.support import hospitals, line, person, settlement
+
+JSON_HL = [("content-type", b"application/json")]
+BUG_MSGID = "BUG-0150"
+INJECT = '''
+import os
+_bad = os.environ.get("YIBAO_TEST_BUG_MSGID")
+if _bad:
+    from processors.ledger import Ledger
+    _apply = Ledger.apply
+    def apply(self, event):
+        if event.msgid == _bad:
+            raise RuntimeError("injected ledger bug")
+        return _apply(self, event)
+    Ledger.apply = apply
+'''
+
+
+def _results(bootstrap: str) -> dict[str, set[bytes]]:
+    seen: dict[str, set[bytes]] = {}
+    for r in read_all(bootstrap, "settle.results", idle=0.3):
+        seen.setdefault(json.loads(r.value)["inf_refmsgid"], set()).add(r.value)
+    return seen
+
+
+def test_a_ledger_bug_stops_the_worker_before_its_batch_is_acknowledged(broker, spawn, tmp_path):
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(INJECT)
+    people = [person(f"BUGP{i:04d}", balc="800") for i in range(12)]
+    bills = [settlement([line(f"{60 + i % 50}.{i % 90:02d}"), line("25", "02")], psn_no=f"BUGP{i % 12:04d}",
+                        msgid=f"BUG-{i:04d}", acct_used_flag=str(i % 2), day=f"2024-11-{1 + i % 28:02d}")
+             for i in range(300)]
+    assert bills[150]["msgid"] == BUG_MSGID
+
+    faulty = spawn(broker.bootstrap, extra_env={"PYTHONPATH": str(hooks), "YIBAO_TEST_BUG_MSGID": BUG_MSGID})
+    faulty.wait_started()
+    send(broker.bootstrap, hospitals() + people, tmp_path, timeout=90)
+    produce(broker.bootstrap, [("settle.requests", b["input"]["data"]["psn_no"].encode(), encode(b), JSON_HL)
+                               for b in bills])
+    started = time.monotonic()
+    assert faulty.wait(60) == AGENT_FAILED, faulty.log()[-3000:]
+    print(f"\nthe faulty worker stopped {time.monotonic() - started:.1f}s after the burst was produced")
+    assert "ledger agent failed" in faulty.log() and "injected ledger bug" in faulty.log()
+    before = _results(broker.bootstrap)
+    assert BUG_MSGID not in before
+
+    healthy = spawn(broker.bootstrap)
+    healthy.wait_started()
+    msgids = [b["msgid"] for b in bills]
+    deadline = time.monotonic() + 120
+    seen = _results(broker.bootstrap)
+    while not all(m in seen for m in msgids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen = _results(broker.bootstrap)
+    expected = offline(hospitals() + people + bills)[-len(bills):]
+    answered_before = sum(m in before for m in msgids)
+    print(f"{len(bills)} requests: {answered_before} answered before the stop, all {len(bills)} after the restart")
+    assert [len(seen.get(m, ())) for m in msgids] == [1] * len(msgids)  # one distinct result each
+    assert [next(iter(seen[m])) for m in msgids] == expected
+    assert healthy.stop() == 0, healthy.log()[-3000:]
