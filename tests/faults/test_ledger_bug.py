@@ -10,12 +10,11 @@ batched with the failing one were never answered. Then a worker without the faul
 """
 from __future__ import annotations
 
-import json
 import time
 
 from schemas.serde import encode
 from streams.health import AGENT_FAILED
-from tests.integration.harness import offline, produce, read_all, send
+from tests.integration.harness import offline, produce, results_by_msgid, send, wait_for_results
 from tests.support import hospitals, line, person, settlement
 
 JSON_HL = [("content-type", b"application/json")]
@@ -32,13 +31,6 @@ if _bad:
         return _apply(self, event)
     Ledger.apply = apply
 '''
-
-
-def _results(bootstrap: str) -> dict[str, set[bytes]]:
-    seen: dict[str, set[bytes]] = {}
-    for r in read_all(bootstrap, "settle.results", idle=0.3):
-        seen.setdefault(json.loads(r.value)["inf_refmsgid"], set()).add(r.value)
-    return seen
 
 
 def test_a_ledger_bug_stops_the_worker_before_its_batch_is_acknowledged(broker, spawn, tmp_path):
@@ -60,17 +52,13 @@ def test_a_ledger_bug_stops_the_worker_before_its_batch_is_acknowledged(broker, 
     assert faulty.wait(60) == AGENT_FAILED, faulty.log()[-3000:]
     print(f"\nthe faulty worker stopped {time.monotonic() - started:.1f}s after the burst was produced")
     assert "ledger agent failed" in faulty.log() and "injected ledger bug" in faulty.log()
-    before = _results(broker.bootstrap)
+    before = results_by_msgid(broker.bootstrap, idle=0.3)
     assert BUG_MSGID not in before
 
     healthy = spawn(broker.bootstrap)
     healthy.wait_started()
     msgids = [b["msgid"] for b in bills]
-    deadline = time.monotonic() + 120
-    seen = _results(broker.bootstrap)
-    while not all(m in seen for m in msgids) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        seen = _results(broker.bootstrap)
+    seen = wait_for_results(broker.bootstrap, msgids, len(msgids), timeout=120, idle=0.3, workers=(healthy,))
     expected = offline(hospitals() + people + bills)[-len(bills):]
     answered_before = sum(m in before for m in msgids)
     print(f"{len(bills)} requests: {answered_before} answered before the stop, all {len(bills)} after the restart")

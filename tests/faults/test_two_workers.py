@@ -12,41 +12,15 @@ person afterwards compares balances and year totals with the offline run.
 """
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 from schemas.serde import encode
-from tests.integration.harness import offline, produce, read_all, send
+from tests.integration.harness import mixed_bills, offline, produce, send, wait_for_results
 from tests.support import hospitals, line, person, settlement
 
 JSON_HL = [("content-type", b"application/json")]
 N = 6000
-
-
-def _results(bootstrap: str, idle: float = 0.5) -> dict[str, set[bytes]]:
-    seen: dict[str, set[bytes]] = {}
-    for r in read_all(bootstrap, "settle.results", idle=idle):
-        seen.setdefault(json.loads(r.value)["inf_refmsgid"], set()).add(r.value)
-    return seen
-
-
-def _wait_for(bootstrap: str, msgids: list[str], at_least: int, workers, timeout: float) -> dict[str, set[bytes]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = _results(bootstrap, idle=0.2)
-        if sum(m in seen for m in msgids) >= at_least or time.monotonic() > deadline \
-                or all(w.proc.poll() is not None for w in workers):
-            return seen
-        time.sleep(0.2)
-
-
-def _bills(people: list[dict], n: int, tag: str) -> list[dict]:
-    return [settlement([line(f"{50 + i % 400}.{i % 97:02d}"), line("30", "02"), line("12", "03")],
-                       psn_no=people[i % len(people)]["input"]["psn_no"], msgid=f"{tag}{i:06d}",
-                       level=1 + i % 3, acct_used_flag=str(i % 2), med_type="21" if i % 10 == 0 else "11",
-                       day=f"2024-{11 + (i * 2) // n:02d}-{1 + i % 28:02d}")
-            for i in range(n)]
 
 
 def _ready(worker, timeout: float = 60) -> None:
@@ -67,18 +41,18 @@ def test_kill_9_of_one_of_two_workers_mid_burst_answers_each_request_once_as_off
     second.wait_started()
     _ready(second)
 
-    bills = _bills(people, N, "FZTW-")
+    bills = mixed_bills(people, N, "FZTW-")
     msgids = [b["msgid"] for b in bills]
     produce(broker.bootstrap, [("settle.requests", b["input"]["data"]["psn_no"].encode(), encode(b), JSON_HL)
                                for b in bills])
-    seen = _wait_for(broker.bootstrap, msgids, N // 4, [first, second], timeout=120)
+    seen = wait_for_results(broker.bootstrap, msgids, N // 4, timeout=120, idle=0.2, workers=(first, second))
     at_kill = sum(m in seen for m in msgids)
     assert second.proc.poll() is None, second.log()[-3000:]
     assert at_kill < N, "the burst was answered before a worker could be killed mid-way"
     first.signal(signal.SIGKILL)
     assert first.wait(60) == -signal.SIGKILL
 
-    seen = _wait_for(broker.bootstrap, msgids, N, [second], timeout=180)
+    seen = wait_for_results(broker.bootstrap, msgids, N, timeout=180, idle=0.2, workers=(second,))
     assert second.proc.poll() is None, second.log()[-3000:]
     expected = offline(hospitals() + people + bills)[len(hospitals()) + len(people):]
     counts = [len(seen.get(m, ())) for m in msgids]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from connectors.client import Outgoing, read_events, send_events
 from connectors.files import settle_lines
 from processors.ledger import Ledger
 from schemas.serde import encode
-from tests.support import BOOK
+from tests.support import BOOK, line, settlement
 
 ROOT = Path(__file__).resolve().parents[2]
 _ids = itertools.count(1)
@@ -46,9 +47,9 @@ class Worker:
         """Wait until the worker printed its broker; return the bootstrap address."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log().splitlines():
-                if line.startswith("yibao worker: broker "):
-                    return line.split()[3]
+            for text in self.log().splitlines():
+                if text.startswith("yibao worker: broker "):
+                    return text.split()[3]
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
             time.sleep(0.1)
@@ -150,3 +151,32 @@ async def _read_all(bootstrap: str, topic: str, idle: float) -> list:
 def read_all(bootstrap: str, topic: str, idle: float = 2.0) -> list:
     """Every record of a topic (reads until `idle` seconds pass without a new one)."""
     return asyncio.run(_read_all(bootstrap, topic, idle))
+
+
+def results_by_msgid(bootstrap: str, idle: float = 1.0) -> dict[str, set[bytes]]:
+    """Every distinct result on settle.results so far, by the msgid it answers (JSON results)."""
+    seen: dict[str, set[bytes]] = {}
+    for r in read_all(bootstrap, "settle.results", idle=idle):
+        seen.setdefault(json.loads(r.value)["inf_refmsgid"], set()).add(r.value)
+    return seen
+
+
+def wait_for_results(bootstrap: str, msgids: list[str], at_least: int, timeout: float = 120, idle: float = 1.0,
+                     workers: tuple = ()) -> dict[str, set[bytes]]:
+    """Poll until `at_least` of `msgids` are answered, the timeout passes, or every one of `workers` exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = results_by_msgid(bootstrap, idle)
+        if sum(m in seen for m in msgids) >= at_least or time.monotonic() > deadline \
+                or (workers and all(w.proc.poll() is not None for w in workers)):
+            return seen
+        time.sleep(0.2)
+
+
+def mixed_bills(people: list[dict], n: int, tag: str) -> list[dict]:
+    """n settlements over the people: outpatient and inpatient, levels 1-3, account on and off, Nov-Dec."""
+    return [settlement([line(f"{50 + i % 400}.{i % 97:02d}"), line("30", "02"), line("12", "03")],
+                       psn_no=people[i % len(people)]["input"]["psn_no"], msgid=f"{tag}{i:06d}",
+                       level=1 + i % 3, acct_used_flag=str(i % 2), med_type="21" if i % 10 == 0 else "11",
+                       day=f"2024-{11 + (i * 2) // n:02d}-{1 + i % 28:02d}")
+            for i in range(n)]

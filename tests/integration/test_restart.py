@@ -3,40 +3,13 @@
 The ledger's state is replayed from ledger.ops on start, so after any stop every request gets exactly
 one distinct result and the totals are those of the offline run.
 """
-import json
 import signal
-import time
 
 from schemas.serde import encode
-from tests.integration.harness import Worker, offline, produce, read_all, send
+from tests.integration.harness import Worker, mixed_bills, offline, produce, send, wait_for_results
 from tests.support import hospitals, line, person, settlement
 
 JSON_H = [("content-type", b"application/json")]
-
-
-def _results(bootstrap, idle: float = 1.0) -> dict[str, set[bytes]]:
-    seen: dict[str, set[bytes]] = {}
-    for r in read_all(bootstrap, "settle.results", idle=idle):
-        seen.setdefault(json.loads(r.value)["inf_refmsgid"], set()).add(r.value)
-    return seen
-
-
-def _wait_for(bootstrap, msgids, at_least: int, timeout: float = 120, idle: float = 1.0) -> dict[str, set[bytes]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = _results(bootstrap, idle)
-        done = sum(m in seen for m in msgids)
-        if done >= at_least or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.2)
-
-
-def _bills(people: list[dict], n: int, tag: str) -> list[dict]:
-    return [settlement([line(f"{50 + i % 400}.{i % 97:02d}"), line("30", "02"), line("12", "03")],
-                       psn_no=people[i % len(people)]["input"]["psn_no"], msgid=f"{tag}{i:06d}",
-                       level=1 + i % 3, acct_used_flag=str(i % 2), med_type="21" if i % 10 == 0 else "11",
-                       day=f"2024-{11 + (i * 2) // n:02d}-{1 + i % 28:02d}")
-            for i in range(n)]
 
 
 def _produce_bills(bootstrap, bills) -> None:
@@ -46,7 +19,7 @@ def _produce_bills(bootstrap, bills) -> None:
 def _stop_midstream(worker: Worker, bootstrap: str, bills: list[dict], sig: int) -> None:
     _produce_bills(bootstrap, bills)
     msgids = [b["msgid"] for b in bills]
-    seen = _wait_for(bootstrap, msgids, at_least=200, idle=0.2)
+    seen = wait_for_results(bootstrap, msgids, at_least=200, idle=0.2)
     assert sum(m in seen for m in msgids) < len(bills), "the worker finished before it could be stopped mid-stream"
     worker.signal(sig)
     code = worker.wait(60)
@@ -60,7 +33,7 @@ def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(
     first.wait_started()
     send(broker.bootstrap, hospitals() + people, tmp_path, timeout=90)
 
-    batch1, batch2 = _bills(people, 12000, "T"), _bills(people, 12000, "K")
+    batch1, batch2 = mixed_bills(people, 12000, "T"), mixed_bills(people, 12000, "K")
     _stop_midstream(first, broker.bootstrap, batch1, signal.SIGTERM)
 
     second = spawn(broker.bootstrap)
@@ -70,7 +43,7 @@ def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(
     third = spawn(broker.bootstrap)
     third.wait_started()
     msgids = [b["msgid"] for b in batch1 + batch2]
-    seen = _wait_for(broker.bootstrap, msgids, at_least=len(msgids), timeout=180)
+    seen = wait_for_results(broker.bootstrap, msgids, at_least=len(msgids), timeout=180)
     expected = offline(hospitals() + people + batch1 + batch2)[len(hospitals()) + len(people):]
     assert [len(seen.get(m, ())) for m in msgids] == [1] * len(msgids)  # one distinct result each
     assert [next(iter(seen[m])) for m in msgids] == expected
