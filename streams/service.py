@@ -6,7 +6,7 @@ broker dies, every topic is gone with it (it keeps data in memory), so the worke
 exit code 3 instead of carrying on with state that is no longer durable.
 
 A broker that is unreachable (one the worker does not own) is waited for: aiokafka retries with a
-backoff (`streams.app`), the repeated log lines are rate-limited (`streams.logs`), the metrics endpoint
+backoff (`streams.transport`), the repeated log lines are rate-limited (`streams.logs`), the metrics endpoint
 keeps answering with `yibao_broker_up 0` (`streams.metrics`). A stop requested meanwhile cannot
 finish gracefully (Faust waits for the broker on the way out), so SIGTERM/SIGINT arm a deadline,
 YIBAO_STOP_TIMEOUT (5 s), after which the process ends with exit code 5 (`streams.health`).
