@@ -18,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.topics import COMMANDS, REQUESTS, RESULTS
 
-REFERENCE = ("person", "institution", "2503", "2504", "accumulators")  # infnos sent to insured.commands
+REFERENCE = ("person", "institution", "2503", "2504", "accumulators")  # what `yibao run --population` sends first
+COMMAND_INFNOS = (*REFERENCE, "acct_credit")  # the agency's commands: sent to insured.commands
 JSON_HEADERS = [("content-type", b"application/json")]
 
 
@@ -29,6 +30,7 @@ class Outgoing:
     key: bytes | None
     value: bytes
     msgid: str | None
+    reference: bool = False  # reference data (people, institutions, filings, imports)
 
 
 def read_events(path: Path) -> tuple[list[Outgoing], list[tuple[int, str]]]:
@@ -39,7 +41,7 @@ def read_events(path: Path) -> tuple[list[Outgoing], list[tuple[int, str]]]:
             continue
         try:
             doc = json.loads(raw)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             bad.append((lineno, f"not JSON: {e}"))
             continue
         if not isinstance(doc, dict):
@@ -50,8 +52,8 @@ def read_events(path: Path) -> tuple[list[Outgoing], list[tuple[int, str]]]:
         data = inp.get("data") if isinstance(inp.get("data"), dict) else inp
         key = data.get("psn_no") or (inp.get("fixmedins_code") if infno == "institution" else None)
         msgid = doc.get("msgid") if isinstance(doc.get("msgid"), str) else None
-        topic = COMMANDS if infno in REFERENCE else REQUESTS
-        out.append(Outgoing(lineno, topic, str(key).encode() if key else None, raw, msgid))
+        topic = COMMANDS if infno in COMMAND_INFNOS else REQUESTS
+        out.append(Outgoing(lineno, topic, str(key).encode() if key else None, raw, msgid, infno in REFERENCE))
     return out, bad
 
 
@@ -135,7 +137,7 @@ async def send_reference_data(bootstrap: str, path: Path, settings) -> int:
     try:
         sent = 0
         for ev in events:
-            if ev.topic == COMMANDS:
+            if ev.reference:
                 await producer.send(ev.topic, ev.value, key=ev.key, headers=JSON_HEADERS)
                 sent += 1
         await producer.flush()

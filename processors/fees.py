@@ -3,6 +3,9 @@
 Seed 002 二、1-4: the policy range excludes 丙类 items (全自费), the part of a price above its limit
 (超限价), and the 先行自付 share of 乙类 drugs (5%), negotiated drugs (10%) and 乙类 services (10%);
 a consumable used with a service the insurance does not pay is not paid either (耗材随项目).
+A line whose `fee_ctgy` is one the personal account may not pay (seed 002 十、1: 公共卫生, 体育健身,
+养生保健, 健康体检) is outside the fund's range too (基金不予支付): 全自费, and its amount is kept
+apart so that the account does not pay it either.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from .policy import Catalog
 
 _LV_NAME = {"01": "甲类", "02": "乙类", "03": "丙类"}
 _TYPE_NAME = {"drug": "药品", "service": "诊疗项目", "consumable": "耗材"}
+_CATEGORY_NAME = {"public_health": "公共卫生", "fitness": "体育健身", "wellness": "养生保健", "checkup": "健康体检"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class BillTotals:
     overlmt_selfpay: Decimal
     preselfpay_amt: Decimal
     inscp_scp_amt: Decimal
+    not_acct_payable: Decimal  # lines of a category the account may not pay (within fulamt_ownpay_amt)
 
 
 def _preselfpay_rate(line: FeeDetail, catalog: Catalog) -> tuple[Decimal, str]:
@@ -43,16 +48,22 @@ def _what(line: FeeDetail) -> str:
     return f"line {line.feedetl_sn} {_LV_NAME[line.chrgitm_lv]}{_TYPE_NAME[line.list_type]}"
 
 
-def split_bill(lines: list[FeeDetail], catalog: Catalog, steps: list) -> BillTotals:
+def split_bill(lines: list[FeeDetail], catalog: Catalog, not_payable: frozenset[str], steps: list) -> BillTotals:
     """Split every line into the policy-range parts and total them; append a derivation step for
     each line that is not wholly in scope."""
     unpaid_services = {
         f.feedetl_sn for f in lines if f.list_type == "service" and f.chrgitm_lv == "03"
     }
-    medfee = ownpay = overlmt = preselfpay = ZERO
+    medfee = ownpay = overlmt = preselfpay = excluded = ZERO
     for line in lines:
         fee = line.det_item_fee_sumamt
         medfee += fee
+        if line.fee_ctgy in not_payable:
+            steps.append(("account.not_payable_categories", f"line {line.feedetl_sn} {_CATEGORY_NAME[line.fee_ctgy]} "
+                          f"{num(fee)} 全自费, not payable from the personal account"))
+            ownpay += fee
+            excluded += fee
+            continue
         if line.chrgitm_lv == "03":
             steps.append(("catalog.class_c", f"{_what(line)} {num(fee)} 全自费"))
             ownpay += fee
@@ -74,4 +85,4 @@ def split_bill(lines: list[FeeDetail], catalog: Catalog, steps: list) -> BillTot
             pre = fen((fee - over) * rate)
             preselfpay += pre
             steps.append((key, f"{_what(line)} {num(fee - over)}×{pct(rate)}={num(pre)} 先行自付"))
-    return BillTotals(medfee, ownpay, overlmt, preselfpay, medfee - ownpay - overlmt - preselfpay)
+    return BillTotals(medfee, ownpay, overlmt, preselfpay, medfee - ownpay - overlmt - preselfpay, excluded)

@@ -17,6 +17,7 @@ requests; what they create gets ids that cannot collide (`processors.ids`).
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 from schemas.models import (
     CANCEL_OF,
+    AccountCreditEvent,
     AccumulatorEvent,
     CancelRequest,
     DiseaseFilingEvent,
@@ -37,12 +39,25 @@ from schemas.models import (
 )
 from schemas.serde import encode
 
+from .account import monthly_credit
 from .accumulators import EMPTY, Accumulators, Delta
 from .exceptions import SettlementRefused
 from .ids import settlement_id
 from .money import FEN, ZERO
 from .policy import PolicyBook
 from .settlement import MONEY_FIELDS, Registration, settle
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One line of an account's history: what changed its balance, when, and the balance after."""
+
+    day: str  # yyyy-MM-dd: the settlement's date (a restore: the cancelled one's), the credited month's first day;
+    # "" for a balance set, which has no date of its own
+    kind: str  # set (opening balance or a person record stating one), credit, debit, restore
+    amount: Decimal  # signed: credits and restores add, debits subtract; a set gives the new balance
+    ref: str  # setl_id of the debit or of the cancel that restored it, the credited month, or the msgid
+    balc: Decimal
 
 
 @dataclass(slots=True)
@@ -95,6 +110,8 @@ class Ledger:
         self.by_msgid: dict[tuple[str, str], str] = {}  # (psn_no, settlement msgid) -> setl_id
         # (psn_no, or None for institutions, msgid) -> (infno, digest, frozen result)
         self.answered: dict[tuple[str | None, str], tuple[str, bytes, bytes]] = {}
+        self.history: dict[str, list[Movement]] = {}  # psn_no -> account movements, oldest first
+        self.credited: set[tuple[str, str]] = set()  # (psn_no, yyyy-MM) months already credited
 
     def apply(self, event) -> dict:
         """Apply one validated event (a schemas.models Event) and return its result envelope."""
@@ -127,6 +144,8 @@ class Ledger:
             return self._filing(event)
         if isinstance(event, AccumulatorEvent):
             return self._import(event)
+        if isinstance(event, AccountCreditEvent):
+            return self._credit(event)
         raise TypeError(f"not an event: {type(event).__name__}")
 
     # -- reference data -----------------------------------------------------------------------
@@ -137,6 +156,8 @@ class Ledger:
         self.persons[p.psn_no] = p
         if p.balc is not None or p.psn_no not in self.balances:
             self.balances[p.psn_no] = p.balc if p.balc is not None else ZERO
+        if p.balc is not None:  # the opening balance at go-live, or a correction by the agency
+            self._move(p.psn_no, "", "set", p.balc, event.msgid)
         return ok(event, {"psn_no": p.psn_no, "balc": self.balances[p.psn_no].quantize(FEN)})
 
     def _filing(self, event: DiseaseFilingEvent) -> dict:
@@ -167,6 +188,26 @@ class Ledger:
         years[d.year] = years.get(d.year, EMPTY).plus(delta)
         return ok(event, {"psn_no": d.psn_no, "year": d.year, "totals": _totals(years[d.year])})
 
+    def _credit(self, event: AccountCreditEvent) -> dict:
+        d = event.input
+        person = self._person_of(d.psn_no)
+        if (d.psn_no, d.month) in self.credited:
+            raise SettlementRefused("ALREADY_CREDITED", f"the account was already credited for {d.month}")
+        first = dt.date.fromisoformat(f"{d.month}-01")
+        credit = monthly_credit(self.book.select(person.insuplc_admdvs, first), person, first, d.contrib_base)
+        self.credited.add((d.psn_no, d.month))
+        self.balances[d.psn_no] += credit.to_account
+        self._move(d.psn_no, first.isoformat(), "credit", credit.to_account, d.month)
+        # key order as in settle_result.avsc's AckOutput, so the Avro twin reads back the same JSON
+        return ok(event, {"psn_no": d.psn_no, "balc": self.balances[d.psn_no].quantize(FEN), "month": d.month,
+                          "acct_credit": credit.to_account, "ltc_credit": credit.to_ltc},
+                  credit.warn_msg)
+
+    def _move(self, psn_no: str, day: str, kind: str, amount: Decimal, ref: str) -> None:
+        if amount or kind == "set":
+            self.history.setdefault(psn_no, []).append(
+                Movement(day, kind, amount.quantize(FEN), ref, self.balances[psn_no].quantize(FEN)))
+
     # -- settlement and cancel ----------------------------------------------------------------
 
     def _settle(self, req: SettlementRequest) -> dict:
@@ -190,6 +231,7 @@ class Ledger:
         years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
         setl_id = outcome.output["setlinfo"]["setl_id"]
+        self._move(data.psn_no, data.setl_time.date().isoformat(), "debit", -outcome.acct_pay, setl_id)
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
                                             outcome.delta, outcome.acct_pay)
         self.by_msgid[data.psn_no, req.msgid] = setl_id
@@ -222,6 +264,7 @@ class Ledger:
                 info[name] = -info[name]
         info["balc"] = self.balances[record.psn_no].quantize(FEN)
         info["setl_id"] = settlement_id("C", d.psn_no, req.msgid)
+        self._move(record.psn_no, info["setl_time"][:10], "restore", record.acct_pay, info["setl_id"])
         info["init_setl_id"] = setl_id
         info["medins_setl_id"] = req.msgid
         info.pop("setl_proc_info")
@@ -239,6 +282,17 @@ class Ledger:
 
     def totals(self, psn_no: str, year: int) -> dict:
         return _totals(self.ytd.get(psn_no, {}).get(year, EMPTY))
+
+    def account(self, psn_no: str) -> dict:
+        """What `yibao account` shows: the balance, the account's movements, the year-to-date totals."""
+        self._person_of(psn_no)
+        return {
+            "psn_no": psn_no,
+            "balc": self.balances[psn_no].quantize(FEN),
+            "history": [{"day": m.day, "kind": m.kind, "amount": m.amount, "ref": m.ref, "balc": m.balc}
+                        for m in self.history.get(psn_no, [])],
+            "totals": {str(y): _totals(a) for y, a in sorted(self.ytd.get(psn_no, {}).items())},
+        }
 
     def snapshot(self) -> dict:
         """The money state (account balances and year-to-date totals) as plain data, for equality

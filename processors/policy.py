@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.models import FeeCategory
+
 from .exceptions import PolicyError, SettlementRefused
 
 POLICY_ROOT = Path(__file__).with_name("policies")
@@ -255,6 +257,27 @@ class Assistance(_Frozen):
     ratio: ByHardship
 
 
+class Account(_Frozen):
+    active_credit_rate: Ratio
+    active_credit_ltc_rate: Annotated[Decimal, Field(ge=0, lt=1)]
+    retiree_credit_age: int | None = Field(default=None, gt=0, lt=150)
+    retiree_credit_under_age: Money | None
+    retiree_credit_from_age: Money | None
+    not_payable_categories: frozenset[FeeCategory]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Account":
+        if self.active_credit_ltc_rate >= self.active_credit_rate:
+            raise ValueError("the long-term-care share must be below the whole credit rate")
+        given = [v is not None for v in (self.retiree_credit_age, self.retiree_credit_under_age,
+                                          self.retiree_credit_from_age)]
+        if any(given) and not all(given):
+            raise ValueError("retiree credits need the age and both amounts, or none of them")
+        if "medical" in self.not_payable_categories:
+            raise ValueError("medical care is what the account pays")
+        return self
+
+
 class Policy(_Frozen):
     """Every number one rule set applies, validated. Field names are the parameter file stems."""
 
@@ -274,6 +297,7 @@ class Policy(_Frozen):
     pharmacy: Pharmacy
     maternity: Maternity
     assistance: Assistance
+    account: Account
 
     def chronic_disease(self, code_or_name: str) -> Disease | None:
         return _find(self.chronic.diseases, code_or_name)

@@ -92,7 +92,7 @@ def settle(
     _check_channel(req, benefit, institution)
     warnings: list[str] = []
     steps: list = []
-    bill = split_bill(req.input.feedetail, policy.catalog, steps)
+    bill = split_bill(req.input.feedetail, policy.catalog, policy.account.not_payable_categories, steps)
     active = [r for r in registrations if r.active_on(day)]
     level = institution.hosp_lv
     if benefit == "pharmacy" and data.rx_fixmedins_code and institution.outpatient_pooling:
@@ -198,7 +198,7 @@ def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Ou
     psn_part = bill.medfee_sumamt + pooled.pkg_surplus_pay - fund
     check(psn_part >= 0, f"personal part negative: {psn_part}")
     acct_used = data.acct_used_flag or ("1" if req.infno == "2102" else "0")
-    acct_pay = min(balance, psn_part) if acct_used == "1" else ZERO
+    acct_pay = min(balance, max(ZERO, psn_part - bill.not_acct_payable)) if acct_used == "1" else ZERO
     cash = psn_part - acct_pay
     check(acct_pay >= 0 and cash >= 0 and balance - acct_pay >= 0, "account or cash negative")
     check(bill.medfee_sumamt + pooled.pkg_surplus_pay == fund + acct_pay + cash, "result does not balance")

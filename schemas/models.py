@@ -30,6 +30,11 @@ ITEM_TYPES = {
 }
 
 
+# What a fee line is for (`fee_ctgy`): medical care (the default) or one of the purposes the personal
+# account may not pay (policy data: processors/policies/<region>/account.yaml).
+FeeCategory = Literal["medical", "public_health", "fitness", "wellness", "checkup"]
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -45,6 +50,7 @@ class FeeDetail(Wire):
     matn_fee_flag: Flag | None = None
     svc_feedetl_sn: Id | None = None
     med_list_codg: str | None = None
+    fee_ctgy: FeeCategory = "medical"
 
     @field_validator("list_type")
     @classmethod
@@ -286,8 +292,24 @@ class AccumulatorEvent(Envelope):
     input: AccumulatorData
 
 
+class AccountCreditData(Wire):
+    """The monthly credit (划入) to a person's account, for `month` (yyyy-MM). An active member's
+    credit is a share of `contrib_base`, the month's contribution base (缴费基数), taken as sent: the
+    seeds clamp it to 60%..300% of the provincial average wage but give no figure for that wage."""
+
+    psn_no: Id
+    month: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    contrib_base: Money | None = None
+
+
+class AccountCreditEvent(Envelope):
+    infno: Literal["acct_credit"]
+    input: AccountCreditData
+
+
 Event = Annotated[
-    Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent],
+    Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
+          AccountCreditEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -301,7 +323,8 @@ def psn_no_of(event) -> str | None:
 INFNOS = sorted(
     {
         v
-        for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent)
+        for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
+                  AccountCreditEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

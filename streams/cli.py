@@ -93,6 +93,40 @@ def _explain(screen: Console, lineno: int, result: dict) -> None:
 
 
 @app.command()
+def account(
+    psn_no: str = typer.Argument(..., help="the person whose account to show"),
+    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file of events, settled first"),
+    as_json: bool = typer.Option(False, "--json", help="print the account as one JSON document (psn_no in full)"),
+    policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
+) -> None:
+    """Settle EVENTS offline, then show PSN_NO's account: balance, every movement, year-to-date totals."""
+    ledger = Ledger(_book(policies))
+    try:
+        with events.open("rb") as f:
+            for _ in settle_lines(f, ledger):
+                pass
+    except LedgerFailure as e:
+        typer.echo(f"stopped: {e}", err=True)
+        raise typer.Exit(3) from None
+    if psn_no not in ledger.persons:
+        typer.echo(f"person {mask_id(psn_no)} is not in {events}", err=True)
+        raise typer.Exit(1)
+    view = ledger.account(psn_no)
+    if as_json:
+        sys.stdout.buffer.write(encode(view) + b"\n")
+        return
+    screen = Console(highlight=False)
+    table = Table(title=f"account of {mask_id(psn_no)} · balance {view['balc']}", title_justify="left")
+    for col in ("day", "movement", "amount", "reference", "balance after"):
+        table.add_column(col, justify="right" if col in ("amount", "balance after") else "left")
+    for m in view["history"]:
+        table.add_row(m["day"] or "—", m["kind"], str(m["amount"]), m["ref"], str(m["balc"]))
+    screen.print(table)
+    for year, totals in view["totals"].items():
+        screen.print(f"{year} year to date: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
+
+
+@app.command()
 def policies(
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
 ) -> None:

@@ -75,6 +75,13 @@ def cancel(original: dict, infno: str | None = None, msgid: str | None = None) -
             "input": {"data": {"psn_no": original["input"]["data"]["psn_no"], "omsgid": original["msgid"]}}}
 
 
+def credit(month: str, psn_no: str = PSN, contrib_base: str | None = None, msgid: str | None = None) -> dict:
+    data = {"psn_no": psn_no, "month": month}
+    if contrib_base is not None:
+        data["contrib_base"] = Decimal(contrib_base)
+    return {"infno": "acct_credit", "msgid": msgid or f"K{next(_ids)}", "input": data}
+
+
 def filing(disease: str, psn_no: str = PSN, begndate: str = "2024-01-01") -> dict:
     return {"infno": "2503", "msgid": f"F{next(_ids)}",
             "input": {"psn_no": psn_no, "opsp_dise_code": disease, "begndate": begndate}}

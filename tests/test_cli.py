@@ -24,7 +24,7 @@ def test_demo_settles_every_line_and_output_is_byte_identical(tmp_path):
     results = [json.loads(l, parse_float=Decimal) for l in first.read_text().splitlines()]
     assert len(results) == len(DEMO.read_text().splitlines())
     assert sum(r["infcode"] == 0 for r in results) == len(results) - 1
-    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 31: input.feedetail[0].det_item_fee_sumamt")
+    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 34: input.feedetail[0].det_item_fee_sumamt")
 
 
 def test_demo_covers_every_benefit(tmp_path):
@@ -60,7 +60,7 @@ def test_explain_masks_personal_numbers(tmp_path):
 
 def test_summary_counts_ok_refused_and_invalid(tmp_path):
     result = _settle(DEMO, "-o", tmp_path / "r.jsonl")
-    assert "31 events: 30 ok, 0 refused, 1 invalid" in result.output
+    assert "34 events: 33 ok, 0 refused, 1 invalid" in result.output
 
 
 def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):
@@ -98,3 +98,17 @@ def test_hostile_lines_get_error_results_and_the_file_goes_on(tmp_path):
     assert errors[0]["err_msg"] == "BAD_EVENT: line 3: not JSON: nested too deeply"
     assert errors[1]["inf_refmsgid"] == "S\\ud800" and "msgid, fixmedins_code escaped" in errors[1]["err_msg"]
     assert got[:2] + got[2 + len(hostile):] == want.read_bytes().splitlines()
+
+
+def test_account_shows_the_balance_and_every_movement_of_the_demo_member():
+    shown = runner.invoke(app, ["account", "530102198503200022", str(DEMO), "--json"])
+    assert shown.exit_code == 0, shown.output
+    view = json.loads(shown.stdout, parse_float=Decimal)
+    assert view["balc"] == Decimal("838.27")
+    assert [m["kind"] for m in view["history"]] == ["set", "debit", "debit", "restore", "credit", "debit"]
+    assert view["history"][4] == {"day": "2024-12-01", "kind": "credit", "amount": Decimal("117.77"),
+                                  "ref": "2024-12", "balc": Decimal("896.27")}
+    table = runner.invoke(app, ["account", "530102198503200022", str(DEMO)])
+    assert table.exit_code == 0 and "530102198503200022" not in table.stdout and "838.27" in table.stdout
+    missing = runner.invoke(app, ["account", "NOBODY", str(DEMO)])
+    assert missing.exit_code == 1

@@ -28,6 +28,7 @@ from tests.support import (
     PHARMACY,
     accumulators,
     cancel,
+    credit,
     filing,
     hospitals,
     line,
@@ -52,6 +53,7 @@ DISEASES = [f"MXB{i:02d}" for i in range(1, 26)] + [f"TSB{i:02d}" for i in range
 PSN_NOS = ["530102195001010011", "530102196502020022", "530102198003030033"]
 MED_TYPES = ["11", "14", "13", "21", "28", "41", "51", "52", "53", "14", "11"]
 FIRST_DAY, LAST_DAY = dt.date(2024, 10, 25), dt.date(2025, 1, 10)
+NOT_PAYABLE = ("public_health", "fitness", "wellness", "checkup")  # account.yaml: the account may not pay these
 
 # -- strategies -------------------------------------------------------------------------------
 
@@ -106,6 +108,8 @@ def fee_lines(draw) -> list[dict]:
             extra["pric_uplmt_amt"] = draw(cents(1, 2_000_000))
             if draw(st.booleans()):
                 extra["cnt"] = draw(st.sampled_from([Decimal(c) for c in ("1", "2", "0.5", "3", "10")]))
+        if draw(st.integers(0, 7)) == 7:
+            extra["fee_ctgy"] = draw(st.sampled_from(["medical", *NOT_PAYABLE]))
         if kind == "consumable" and services and draw(st.booleans()):
             extra["svc_feedetl_sn"] = str(draw(st.sampled_from(services)))
         lv = draw(st.sampled_from(["01", "02", "03"]))
@@ -181,7 +185,7 @@ def imports(draw, psn_no: str, year: int, msgid: str) -> dict:
     return ev
 
 
-OPS = ["settle"] * 6 + ["cancel"] * 2 + ["filing"] * 2 + ["duplicate", "topup"]
+OPS = ["settle"] * 6 + ["cancel"] * 2 + ["filing"] * 2 + ["duplicate", "topup", "credit"]
 
 
 @st.composite
@@ -230,6 +234,11 @@ def scenarios(draw, max_ops: int = 22) -> tuple[list[dict], list[dict], dict[str
         elif op == "topup":
             p = draw(st.sampled_from(persons))
             events.append(person_event(p, mid("P"), balc=draw(cents(0, 2_000_000))))
+        elif op == "credit":
+            p = draw(st.sampled_from(persons))
+            base = draw(st.none() | cents(0, 5_000_000))
+            events.append(credit(draw(st.sampled_from(["2024-10", "2024-11", "2024-12", "2025-01"])), p["psn_no"],
+                                 None if base is None else str(base), msgid=mid("K")))
     return persons, events, dict(filed)
 
 
@@ -331,11 +340,39 @@ def test_no_account_goes_negative(scenario):
             assert acct <= before[psn]
             assert info["balc"] == before[psn] - acct == ledger.balances[psn]
             used = flag == "1" or (flag is None and ev["infno"] == "2102")
-            assert acct == (min(before[psn], info["psn_part_amt"]) if used else 0)
+            excluded = sum((l["det_item_fee_sumamt"] for l in ev["input"]["feedetail"]
+                            if l.get("fee_ctgy") in NOT_PAYABLE), Decimal("0"))
+            assert acct == (min(before[psn], max(Decimal("0"), info["psn_part_amt"] - excluded)) if used else 0)
             paid[ev["msgid"]] = acct
         elif ev["infno"] in CANCEL_INFNOS:
             back = paid[ev["input"]["data"]["omsgid"]]
             assert ledger.balances[psn] == before[psn] + back == info["balc"]
+
+
+@SETTINGS
+@given(scenarios())
+def test_money_is_conserved_and_every_movement_is_in_the_account_history(scenario):
+    """Σ movements since the last balance set = the balance; each movement's balance follows from the
+    one before; the account never pays a line of a category it may not pay."""
+    persons, events, _ = scenario
+    ledger = Ledger(BOOK)
+    for ev in events:
+        res = step(ledger, ev)
+        info = (res.get("output") or {}).get("setlinfo") if res["infcode"] == 0 else None
+        if info is not None and ev["infno"] in SETTLE_INFNOS and info["acct_pay"]:
+            excluded = sum((l["det_item_fee_sumamt"] for l in ev["input"]["feedetail"]
+                            if l.get("fee_ctgy") in NOT_PAYABLE), Decimal("0"))
+            assert info["acct_pay"] <= info["psn_part_amt"] - excluded
+    for p in persons:
+        if p["psn_no"] not in ledger.persons:
+            continue
+        history = ledger.account(p["psn_no"])["history"]
+        running = None
+        for m in history:
+            running = m["amount"] if m["kind"] == "set" else (running or Decimal("0.00")) + m["amount"]
+            assert m["balc"] == running and m["balc"] >= 0, history
+            assert (m["amount"] < 0) == (m["kind"] == "debit")
+        assert ledger.balances[p["psn_no"]] == (running if running is not None else Decimal("0.00"))
 
 
 # -- 3. no fund pays more than its cap in a natural year -------------------------------------------
