@@ -26,6 +26,7 @@ from typing import Any
 
 from schemas.models import (
     CANCEL_OF,
+    AccountBindingEvent,
     AccountCreditEvent,
     AccumulatorEvent,
     CancelRequest,
@@ -41,6 +42,7 @@ from schemas.serde import encode
 
 from .account import monthly_credit
 from .accumulators import EMPTY, Accumulators, Delta
+from .family_account import Binding, authorizers_on
 from .exceptions import SettlementRefused
 from .ids import settlement_id
 from .money import FEN, ZERO
@@ -54,7 +56,8 @@ class Movement:
 
     day: str  # yyyy-MM-dd: the settlement's date (a restore: the cancelled one's), the credited month's first day;
     # "" for a balance set, which has no date of its own
-    kind: str  # set (opening balance or a person record stating one), credit, debit, restore
+    kind: str  # set (opening balance or a person record stating one), credit, debit, mulaid (drawn for a
+    # family member's settlement), restore (a cancel gave it back)
     amount: Decimal  # signed: credits and restores add, debits subtract; a set gives the new balance
     ref: str  # setl_id of the debit or of the cancel that restored it, the credited month, or the msgid
     balc: Decimal
@@ -69,6 +72,7 @@ class Settled:
     year: int
     delta: Delta
     acct_pay: Decimal
+    drawn: tuple[tuple[str, Decimal], ...] = ()  # family mutual aid: (authorizer, amount)
     cancelled_by: str | None = None
 
 
@@ -112,6 +116,7 @@ class Ledger:
         self.answered: dict[tuple[str | None, str], tuple[str, bytes, bytes]] = {}
         self.history: dict[str, list[Movement]] = {}  # psn_no -> account movements, oldest first
         self.credited: set[tuple[str, str]] = set()  # (psn_no, yyyy-MM) months already credited
+        self.bindings: dict[str, list[Binding]] = {}  # user psn_no -> their bindings, oldest first
 
     def apply(self, event) -> dict:
         """Apply one validated event (a schemas.models Event) and return its result envelope."""
@@ -146,6 +151,8 @@ class Ledger:
             return self._import(event)
         if isinstance(event, AccountCreditEvent):
             return self._credit(event)
+        if isinstance(event, AccountBindingEvent):
+            return self._bind(event) if event.infno == "acct_bind" else self._unbind(event)
         raise TypeError(f"not an event: {type(event).__name__}")
 
     # -- reference data -----------------------------------------------------------------------
@@ -203,6 +210,44 @@ class Ledger:
                           "acct_credit": credit.to_account, "ltc_credit": credit.to_ltc},
                   credit.warn_msg)
 
+    def _bind(self, event: AccountBindingEvent) -> dict:
+        d = event.input
+        self._person_of(d.psn_no)
+        auth = self.persons.get(d.auth_psn_no)
+        if auth is None:
+            raise SettlementRefused("UNKNOWN_AUTHORIZER", "the authorizer is unknown: send their person record first")
+        policy = self.book.select(auth.insuplc_admdvs, d.begndate)
+        if not auth.insuplc_admdvs.startswith(policy.account.authorizer_insured_in):
+            raise SettlementRefused("AUTHORIZER_NOT_IN_PROVINCE", f"an authorizer must be an employee insured in "
+                                    f"{'/'.join(policy.account.authorizer_insured_in)}; this one is insured in "
+                                    f"{auth.insuplc_admdvs}")
+        later = [p for p in self.book.policies if p.region == policy.region
+                 and (p.effective_until is None or p.effective_until > d.begndate)]
+        if not any(d.relation in p.account.binding_relations for p in later):
+            raise SettlementRefused("RELATION_NOT_PERMITTED", f"{d.relation} is not a relation any rule set from "
+                                    f"{d.begndate} permits ({'; '.join(f'{p.id}: ' + ', '.join(sorted(p.account.binding_relations)) for p in later)})")
+        mine = self.bindings.setdefault(d.psn_no, [])
+        current = next((b for b in mine if b.auth_psn_no == d.auth_psn_no and b.enddate is None), None)
+        if current is None:
+            mine.append(Binding(d.auth_psn_no, d.relation, d.begndate))
+        elif (current.relation, current.begndate) != (d.relation, d.begndate):
+            raise SettlementRefused("ALREADY_BOUND", f"already bound as {current.relation} since {current.begndate}: "
+                                    "unbind first to change it")
+        return ok(event, {"psn_no": d.psn_no, "auth_psn_no": d.auth_psn_no, "relation": d.relation,
+                          "begndate": d.begndate.isoformat()})
+
+    def _unbind(self, event: AccountBindingEvent) -> dict:
+        d = event.input
+        mine = self.bindings.get(d.psn_no, [])
+        for i, b in enumerate(mine):
+            if b.auth_psn_no == d.auth_psn_no and b.enddate is None:
+                if d.enddate < b.begndate:
+                    raise SettlementRefused("UNBIND_BEFORE_BIND", f"the binding starts on {b.begndate}, after {d.enddate}")
+                mine[i] = Binding(b.auth_psn_no, b.relation, b.begndate, d.enddate)
+                return ok(event, {"psn_no": d.psn_no, "auth_psn_no": d.auth_psn_no, "relation": b.relation,
+                                  "begndate": b.begndate.isoformat(), "enddate": d.enddate.isoformat()})
+        raise SettlementRefused("NOT_BOUND", "no binding in force between this user and this authorizer")
+
     def _move(self, psn_no: str, day: str, kind: str, amount: Decimal, ref: str) -> None:
         if amount or kind == "set":
             self.history.setdefault(psn_no, []).append(
@@ -227,13 +272,19 @@ class Ledger:
             req, person, self.balances[data.psn_no], institution, rx_level, policy,
             years.get(year, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
             any(acc.art_claimed for acc in years.values()),
+            [(a, self.balances[a]) for a in authorizers_on(self.bindings.get(data.psn_no, []), data.setl_time.date(), policy)
+             if a in self.balances],
         )
         years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
         setl_id = outcome.output["setlinfo"]["setl_id"]
-        self._move(data.psn_no, data.setl_time.date().isoformat(), "debit", -outcome.acct_pay, setl_id)
+        day = data.setl_time.date().isoformat()
+        self._move(data.psn_no, day, "debit", -outcome.acct_pay, setl_id)
+        for auth, amount in outcome.drawn:  # one state change with the user's debit: the same apply
+            self.balances[auth] -= amount
+            self._move(auth, day, "mulaid", -amount, setl_id)
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
-                                            outcome.delta, outcome.acct_pay)
+                                            outcome.delta, outcome.acct_pay, outcome.drawn)
         self.by_msgid[data.psn_no, req.msgid] = setl_id
         return ok(req, outcome.output, outcome.warn_msg)
 
@@ -265,6 +316,12 @@ class Ledger:
         info["balc"] = self.balances[record.psn_no].quantize(FEN)
         info["setl_id"] = settlement_id("C", d.psn_no, req.msgid)
         self._move(record.psn_no, info["setl_time"][:10], "restore", record.acct_pay, info["setl_id"])
+        for auth, amount in record.drawn:
+            self.balances[auth] += amount
+            self._move(auth, info["setl_time"][:10], "restore", amount, info["setl_id"])
+        if record.drawn:
+            info["acct_pay_detl"] = [{"psn_no": auth, "acct_pay": -amount.quantize(FEN), "balc": self.balances[auth].quantize(FEN)}
+                                     for auth, amount in record.drawn]
         info["init_setl_id"] = setl_id
         info["medins_setl_id"] = req.msgid
         info.pop("setl_proc_info")
@@ -289,6 +346,11 @@ class Ledger:
         return {
             "psn_no": psn_no,
             "balc": self.balances[psn_no].quantize(FEN),
+            "bindings": [{"auth_psn_no": b.auth_psn_no, "relation": b.relation, "begndate": b.begndate.isoformat(),
+                          "enddate": b.enddate.isoformat() if b.enddate else None} for b in self.bindings.get(psn_no, [])],
+            "authorizes": [{"psn_no": user, "relation": b.relation, "begndate": b.begndate.isoformat(),
+                            "enddate": b.enddate.isoformat() if b.enddate else None}
+                           for user, mine in sorted(self.bindings.items()) for b in mine if b.auth_psn_no == psn_no],
             "history": [{"day": m.day, "kind": m.kind, "amount": m.amount, "ref": m.ref, "balc": m.balc}
                         for m in self.history.get(psn_no, [])],
             "totals": {str(y): _totals(a) for y, a in sorted(self.ytd.get(psn_no, {}).items())},

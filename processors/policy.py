@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.models import FeeCategory
+from schemas.models import FeeCategory, Relation
 
 from .exceptions import PolicyError, SettlementRefused
 
@@ -264,6 +264,8 @@ class Account(_Frozen):
     retiree_credit_under_age: Money | None
     retiree_credit_from_age: Money | None
     not_payable_categories: frozenset[FeeCategory]
+    binding_relations: frozenset[Relation]
+    authorizer_insured_in: tuple[Annotated[str, Field(pattern=r"^\d{2,6}$")], ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Account":

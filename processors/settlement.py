@@ -17,6 +17,7 @@ from . import (
     chronic_outpatient,
     day_surgery,
     emergency_rescue,
+    family_account,
     general_outpatient,
     inpatient,
     maternity,
@@ -62,7 +63,8 @@ class Outcome:
     output: dict  # {"setlinfo": ..., "setldetail": [...]}
     warn_msg: str | None
     delta: Delta
-    acct_pay: Decimal
+    acct_pay: Decimal  # from the user's own account
+    drawn: tuple[tuple[str, Decimal], ...] = ()  # (authorizer psn_no, amount) of family mutual aid
 
 
 def age_on(brdy: dt.date, day: dt.date) -> int:
@@ -79,7 +81,10 @@ def settle(
     ytd: Accumulators,
     registrations: list[Registration],
     art_claimed_ever: bool,
+    authorizers: list[tuple[str, Decimal]] = (),
 ) -> Outcome:
+    """Settle one request. `authorizers`: (psn_no, balance) of the family accounts that may pay for
+    this person on the settlement date (`family_account.authorizers_on`)."""
     data = req.input.data
     day = data.setl_time.date()
     if person.brdy > day:
@@ -129,7 +134,7 @@ def settle(
     if pooled.assistance_applies and person.maf_lv is not None:
         assistance.apply(claim, pooled, person.maf_lv, person.maf_base_inc)
     pooled.steps[:0] = steps
-    return _compose(req, person, balance, policy, bill, pooled, warnings)
+    return _compose(req, person, balance, authorizers, policy, bill, pooled, warnings)
 
 
 def _check_channel(req: SettlementRequest, benefit: str, institution: InstitutionData) -> None:
@@ -192,16 +197,21 @@ def _pharmacy(claim: Claim, req: SettlementRequest, institution: InstitutionData
     return pooled
 
 
-def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Outcome:
+def _compose(req, person, balance, authorizers, policy, bill, pooled: Pooled, warnings) -> Outcome:
     data = req.input.data
     fund = pooled.hifp_pay + pooled.hifob_pay + pooled.maf_pay
     psn_part = bill.medfee_sumamt + pooled.pkg_surplus_pay - fund
     check(psn_part >= 0, f"personal part negative: {psn_part}")
     acct_used = data.acct_used_flag or ("1" if req.infno == "2102" else "0")
-    acct_pay = min(balance, max(ZERO, psn_part - bill.not_acct_payable)) if acct_used == "1" else ZERO
-    cash = psn_part - acct_pay
+    acct_pay, drawn = ZERO, []
+    if acct_used == "1":
+        acct_pay, drawn = family_account.split(max(ZERO, psn_part - bill.not_acct_payable), balance, list(authorizers))
+    mulaid = sum((amount for _, amount in drawn), ZERO)
+    cash = psn_part - acct_pay - mulaid
     check(acct_pay >= 0 and cash >= 0 and balance - acct_pay >= 0, "account or cash negative")
-    check(bill.medfee_sumamt + pooled.pkg_surplus_pay == fund + acct_pay + cash, "result does not balance")
+    left = dict(authorizers)
+    check(all(0 < amount <= left[psn_no] for psn_no, amount in drawn), "an authorizer overdrawn")
+    check(bill.medfee_sumamt + pooled.pkg_surplus_pay == fund + acct_pay + mulaid + cash, "result does not balance")
     check(bill.medfee_sumamt == bill.fulamt_ownpay_amt + bill.overlmt_selfpay + bill.preselfpay_amt + bill.inscp_scp_amt,
           "policy range split does not add up")
 
@@ -232,17 +242,18 @@ def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Ou
         "fund_pay_sumamt": fund,
         "psn_part_amt": psn_part,
         "acct_pay": acct_pay,
-        "acct_mulaid_pay": ZERO,
+        "acct_mulaid_pay": mulaid,
         "psn_cash_pay": cash,
         "hosp_part_amt": ZERO,
         "pkg_surplus_pay": pooled.pkg_surplus_pay,
         "balc": balance - acct_pay,
-        "clr_type": CLR_TYPE[req.infno],
-        "benefit": pooled.benefit,
-        "policy_id": policy.id,
     }
     for name in MONEY_FIELDS:
         setlinfo[name] = setlinfo[name].quantize(FEN)
+    if drawn:  # who paid what of the family mutual aid, and their balance after
+        setlinfo["acct_pay_detl"] = [{"psn_no": psn_no, "acct_pay": amount.quantize(FEN),
+                                      "balc": (left[psn_no] - amount).quantize(FEN)} for psn_no, amount in drawn]
+    setlinfo.update(clr_type=CLR_TYPE[req.infno], benefit=pooled.benefit, policy_id=policy.id)
     setldetail = [
         {
             "fund_pay_type": fund_type,
@@ -257,4 +268,4 @@ def _compose(req, person, balance, policy, bill, pooled: Pooled, warnings) -> Ou
     ]
     setlinfo["setl_proc_info"] = [{"key": k, "calc": c} for k, c in pooled.steps]
     return Outcome({"setlinfo": setlinfo, "setldetail": setldetail}, "; ".join(warnings) or None,
-                   pooled.delta, acct_pay)
+                   pooled.delta, acct_pay, tuple(drawn))

@@ -48,6 +48,7 @@ from pydantic import ValidationError
 from .models import (
     EVENT,
     INFNOS,
+    AccountBindingEvent,
     AccountCreditEvent,
     AccumulatorEvent,
     CancelRequest,
@@ -69,7 +70,7 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (SettlementRequest, "yibao.SettlementInput"), (CancelRequest, "yibao.CancelInput"),
         (PersonEvent, "yibao.PersonData"), (InstitutionEvent, "yibao.InstitutionData"),
         (DiseaseFilingEvent, "yibao.DiseaseFilingData"), (AccumulatorEvent, "yibao.AccumulatorData"),
-        (AccountCreditEvent, "yibao.AccountCreditData"),
+        (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
     )
     for infno in model.model_fields["infno"].annotation.__args__
 }

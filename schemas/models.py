@@ -35,6 +35,11 @@ ITEM_TYPES = {
 FeeCategory = Literal["medical", "public_health", "fitness", "wellness", "checkup"]
 
 
+# What the user (使用人) of a family binding is to the authorizer (授权人) whose account pays for them.
+Relation = Literal["spouse", "parent", "child", "sibling", "grandparent", "maternal_grandparent", "grandchild",
+                   "maternal_grandchild"]
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -307,9 +312,38 @@ class AccountCreditEvent(Envelope):
     input: AccountCreditData
 
 
+class AccountBindingData(Wire):
+    """Family mutual aid (个人账户家庭共济): `auth_psn_no` (授权人) lets `psn_no` (使用人) draw on their account,
+    from `begndate`; an unbind ends it from `enddate` (the binding is not in force on that day)."""
+
+    psn_no: Id
+    auth_psn_no: Id
+    relation: Relation | None = None
+    begndate: dt.date | None = None
+    enddate: dt.date | None = None
+
+
+class AccountBindingEvent(Envelope):
+    """acct_bind: bind (needs relation and begndate); acct_unbind: end a binding (needs enddate)."""
+
+    infno: Literal["acct_bind", "acct_unbind"]
+    input: AccountBindingData
+
+    @model_validator(mode="after")
+    def _fields(self) -> "AccountBindingEvent":
+        d = self.input
+        if self.infno == "acct_bind" and (d.relation is None or d.begndate is None):
+            raise ValueError("acct_bind needs input.relation and input.begndate")
+        if self.infno == "acct_unbind" and d.enddate is None:
+            raise ValueError("acct_unbind needs input.enddate")
+        if d.psn_no == d.auth_psn_no:
+            raise ValueError("a person cannot bind their own account: auth_psn_no equals psn_no")
+        return self
+
+
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-          AccountCreditEvent],
+          AccountCreditEvent, AccountBindingEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -324,7 +358,7 @@ INFNOS = sorted(
     {
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-                  AccountCreditEvent)
+                  AccountCreditEvent, AccountBindingEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

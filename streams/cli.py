@@ -99,7 +99,7 @@ def account(
     as_json: bool = typer.Option(False, "--json", help="print the account as one JSON document (psn_no in full)"),
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
 ) -> None:
-    """Settle EVENTS offline, then show PSN_NO's account: balance, every movement, year-to-date totals."""
+    """Settle EVENTS offline, then show PSN_NO's account: balance, movements, bindings, year-to-date totals."""
     ledger = Ledger(_book(policies))
     try:
         with events.open("rb") as f:
@@ -122,6 +122,12 @@ def account(
     for m in view["history"]:
         table.add_row(m["day"] or "—", m["kind"], str(m["amount"]), m["ref"], str(m["balc"]))
     screen.print(table)
+    for b in view["bindings"]:
+        screen.print(f"draws on {mask_id(b['auth_psn_no'])} ({b['relation']}) from {b['begndate']}"
+                     + (f" until {b['enddate']}" if b["enddate"] else ""))
+    for b in view["authorizes"]:
+        screen.print(f"pays for {mask_id(b['psn_no'])} ({b['relation']}) from {b['begndate']}"
+                     + (f" until {b['enddate']}" if b["enddate"] else ""))
     for year, totals in view["totals"].items():
         screen.print(f"{year} year to date: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
 

@@ -82,6 +82,16 @@ def credit(month: str, psn_no: str = PSN, contrib_base: str | None = None, msgid
     return {"infno": "acct_credit", "msgid": msgid or f"K{next(_ids)}", "input": data}
 
 
+def bind(psn_no: str, auth_psn_no: str, relation: str, begndate: str, msgid: str | None = None) -> dict:
+    return {"infno": "acct_bind", "msgid": msgid or f"B{next(_ids)}",
+            "input": {"psn_no": psn_no, "auth_psn_no": auth_psn_no, "relation": relation, "begndate": begndate}}
+
+
+def unbind(psn_no: str, auth_psn_no: str, enddate: str) -> dict:
+    return {"infno": "acct_unbind", "msgid": f"U{next(_ids)}",
+            "input": {"psn_no": psn_no, "auth_psn_no": auth_psn_no, "enddate": enddate}}
+
+
 def filing(disease: str, psn_no: str = PSN, begndate: str = "2024-01-01") -> dict:
     return {"infno": "2503", "msgid": f"F{next(_ids)}",
             "input": {"psn_no": psn_no, "opsp_dise_code": disease, "begndate": begndate}}

@@ -350,3 +350,21 @@ def test_only_the_plain_records_go_through_encode_record():
 def test_message_time_is_the_kafka_timestamp_in_utc():
     assert avro.message_time(0) == "1970-01-01T00:00:00.000Z"
     assert avro.message_time(1730422800123) == "2024-11-01T01:00:00.123Z"
+
+
+def test_family_binding_events_and_drawing_results_round_trip_exactly():
+    from tests.support import PHARMACY, bind, cancel, hospitals, line, person, settlement, unbind
+    buy = settlement([line("150")], med_type="41", fixmedins_code=PHARMACY, psn_no="FAMU", day="2024-12-01")
+    events = hospitals() + [person("FAMU", balc="20"), person("FAMA", balc="100"), person("FAMB", balc="60"),
+                            bind("FAMU", "FAMA", "parent", "2024-11-01"), bind("FAMU", "FAMB", "child", "2024-11-01"),
+                            buy, cancel(buy), unbind("FAMU", "FAMB", "2024-12-31")]
+    ledger = Ledger(load_policies())
+    for ev in events[-6:-3] + events[-1:]:  # the bind commands as Avro requests decode to their JSON twins
+        assert avro.decode_event(avro.encode_request(ev)) == decode_event(encode(ev))
+    results = [item.result for item in settle_lines([encode(e) for e in events], ledger)]
+    assert results[-3]["output"]["setlinfo"]["acct_pay_detl"][1]["psn_no"] == "FAMB"
+    assert results[-2]["output"]["setlinfo"]["acct_pay_detl"][0]["acct_pay"] == Decimal("-100.00")
+    for result in results[-5:]:
+        assert result["infcode"] == 0, result
+        back = avro.decode_result(avro.encode_result(result))
+        assert back == result and encode(back) == encode(result)

@@ -27,6 +27,7 @@ from tests.support import (
     HOSPITAL,
     PHARMACY,
     accumulators,
+    bind,
     cancel,
     credit,
     filing,
@@ -35,6 +36,7 @@ from tests.support import (
     person,
     run,
     settlement,
+    unbind,
 )
 
 SETTINGS = settings(
@@ -185,7 +187,8 @@ def imports(draw, psn_no: str, year: int, msgid: str) -> dict:
     return ev
 
 
-OPS = ["settle"] * 6 + ["cancel"] * 2 + ["filing"] * 2 + ["duplicate", "topup", "credit"]
+OPS = ["settle"] * 6 + ["cancel"] * 2 + ["filing"] * 2 + ["duplicate", "topup", "credit", "bind", "bind", "unbind"]
+RELATIONS = ["parent", "spouse", "child", "sibling", "grandparent", "grandchild"]
 
 
 @st.composite
@@ -234,6 +237,12 @@ def scenarios(draw, max_ops: int = 22) -> tuple[list[dict], list[dict], dict[str
         elif op == "topup":
             p = draw(st.sampled_from(persons))
             events.append(person_event(p, mid("P"), balc=draw(cents(0, 2_000_000))))
+        elif op in ("bind", "unbind") and len(persons) > 1:
+            user, auth = draw(st.permutations(persons))[:2]
+            ev = (bind(user["psn_no"], auth["psn_no"], draw(st.sampled_from(RELATIONS)), draw(days)) if op == "bind"
+                  else unbind(user["psn_no"], auth["psn_no"], draw(days)))
+            ev["msgid"] = mid("B")
+            events.append(ev)
         elif op == "credit":
             p = draw(st.sampled_from(persons))
             base = draw(st.none() | cents(0, 5_000_000))
@@ -267,6 +276,11 @@ def was_answered(ledger: Ledger, ev: dict) -> bool:
     """Whether the ledger remembers a result under this event's msgid, in its person's scope."""
     psn = ev["input"].get("data", ev["input"]).get("psn_no") if isinstance(ev.get("input"), dict) else None
     return (psn, ev["msgid"]) in ledger.answered
+
+
+def was_answered_before(ev: dict, events: list[dict]) -> bool:
+    """Whether an identical event came earlier in the scenario (its re-send re-emits the stored result)."""
+    return any(e is not ev and e == ev for e in events[: next(i for i, e in enumerate(events) if e is ev)])
 
 
 def is_settlement(ev: dict) -> bool:
@@ -357,12 +371,23 @@ def test_money_is_conserved_and_every_movement_is_in_the_account_history(scenari
     persons, events, _ = scenario
     ledger = Ledger(BOOK)
     for ev in events:
+        before = dict(ledger.balances)
         res = step(ledger, ev)
         info = (res.get("output") or {}).get("setlinfo") if res["infcode"] == 0 else None
-        if info is not None and ev["infno"] in SETTLE_INFNOS and info["acct_pay"]:
+        if info is not None and ev["infno"] in SETTLE_INFNOS and not was_answered_before(ev, events):
             excluded = sum((l["det_item_fee_sumamt"] for l in ev["input"]["feedetail"]
                             if l.get("fee_ctgy") in NOT_PAYABLE), Decimal("0"))
-            assert info["acct_pay"] <= info["psn_part_amt"] - excluded
+            assert info["acct_pay"] + info["acct_mulaid_pay"] <= max(Decimal("0"), info["psn_part_amt"] - excluded)
+            assert info["acct_pay"] + info["acct_mulaid_pay"] + info["psn_cash_pay"] == info["psn_part_amt"]
+            drawn = info.get("acct_pay_detl", [])
+            assert sum((d["acct_pay"] for d in drawn), Decimal("0")) == info["acct_mulaid_pay"]
+            if drawn:  # own account emptied first; then the highest balances first, each emptied but the last
+                assert info["balc"] == 0
+                order = [(-before[d["psn_no"]], d["psn_no"]) for d in drawn]
+                assert order == sorted(order)
+                assert all(d["balc"] == 0 for d in drawn[:-1]) and all(d["balc"] >= 0 for d in drawn)
+                assert all(before[d["psn_no"]] - d["acct_pay"] == d["balc"] == ledger.balances[d["psn_no"]]
+                           for d in drawn)
     for p in persons:
         if p["psn_no"] not in ledger.persons:
             continue
@@ -371,7 +396,7 @@ def test_money_is_conserved_and_every_movement_is_in_the_account_history(scenari
         for m in history:
             running = m["amount"] if m["kind"] == "set" else (running or Decimal("0.00")) + m["amount"]
             assert m["balc"] == running and m["balc"] >= 0, history
-            assert (m["amount"] < 0) == (m["kind"] == "debit")
+            assert (m["amount"] < 0) == (m["kind"] in ("debit", "mulaid"))
         assert ledger.balances[p["psn_no"]] == (running if running is not None else Decimal("0.00"))
 
 
@@ -616,3 +641,77 @@ def test_cancel_detail_is_the_negated_original_detail(scenario):
             ]
             for row in undo["setldetail"]:
                 assert row["inscp_scp_amt"] == undo["setlinfo"]["inscp_scp_amt"]
+
+
+# -- 7. family mutual aid: exact splits, the drawing order, conservation, exact reversal --------
+
+
+@st.composite
+def families(draw) -> list[dict]:
+    """One user and one to three authorizers with random balances and bindings, then purchases (own
+    account emptied early, so authorizers are drawn), credits, unbindings and cancels."""
+    ids = count(1)
+    user, auths = "FAMU0000", [f"FAMA{i:04d}" for i in range(draw(st.integers(1, 3)))]
+    events = hospitals() + [person(user, balc=str(draw(cents(0, 5_000))))]
+    for a in auths:
+        events += [person(a, balc=str(draw(cents(0, 50_000))), retired=draw(st.booleans())),
+                   bind(user, a, draw(st.sampled_from(RELATIONS)), draw(st.sampled_from(["2024-01-01", "2024-10-30", "2024-11-15"])))]
+    buys = []
+    for _ in range(draw(st.integers(1, 12))):
+        op = draw(st.sampled_from(["buy"] * 5 + ["cancel", "credit", "unbind", "duplicate"]))
+        msgid = f"FX{next(ids):03d}"
+        if op == "buy":
+            ev = settlement([line(str(draw(cents(1, 30_000))))], med_type="41", fixmedins_code=PHARMACY, psn_no=user,
+                            day=draw(days), msgid=msgid)
+            buys.append(ev)
+        elif op == "cancel" and buys:
+            ev = cancel(draw(st.sampled_from(buys)), msgid=msgid)
+        elif op == "credit":
+            ev = credit(draw(st.sampled_from(["2024-11", "2024-12"])), draw(st.sampled_from(auths)), "3000", msgid=msgid)
+        elif op == "unbind":
+            ev = unbind(user, draw(st.sampled_from(auths)), draw(days))
+        elif op == "duplicate":
+            ev = events[draw(st.integers(0, len(events) - 1))]
+        else:
+            continue
+        events.append(ev)
+    return events
+
+
+@SETTINGS
+@given(families())
+def test_family_drawing_splits_exactly_in_order_conserves_money_and_reverses_exactly(events):
+    ledger = Ledger(BOOK)
+    opening: dict[str, Decimal] = {}
+    by_setl: dict[str, tuple[dict, dict]] = {}  # setl_id -> (balances before, after)
+    for ev in events:
+        before = dict(ledger.balances)
+        res = step(ledger, ev)
+        assert all(b >= 0 for b in ledger.balances.values())
+        if ev["infno"] == "person" and res["infcode"] == 0:
+            opening.setdefault(ev["input"]["psn_no"], ledger.balances[ev["input"]["psn_no"]])  # re-sends set nothing
+        info = (res.get("output") or {}).get("setlinfo") if res["infcode"] == 0 else None
+        if info is None or info["setl_id"] in by_setl or (info.get("init_setl_id") in by_setl and
+                                                          ledger.balances == before):
+            continue  # refused, or a re-send that changed nothing
+        if ev["infno"] == "2102":
+            drawn = info.get("acct_pay_detl", [])
+            assert info["acct_pay"] + info["acct_mulaid_pay"] + info["psn_cash_pay"] == info["medfee_sumamt"]
+            if drawn or info["psn_cash_pay"]:
+                assert info["balc"] == 0  # the own account first, down to 0
+            order = [(-before[d["psn_no"]], d["psn_no"]) for d in drawn]
+            assert order == sorted(order)  # the highest balance first; ties: lower psn_no
+            assert all(d["balc"] == 0 for d in drawn[:-1])
+            if info["psn_cash_pay"] and drawn:
+                assert drawn[-1]["balc"] == 0  # cash only once every drawn account is empty
+            by_setl[info["setl_id"]] = (before, dict(ledger.balances))
+        elif ev["infno"] == "2103":
+            was, after = by_setl[info["init_setl_id"]]
+            moved = {p for p in was if was[p] != after[p]}
+            for p in moved:  # every account the settlement touched gets back exactly what it gave
+                assert ledger.balances[p] - before[p] == was[p] - after[p]
+    credits = {p: sum((m["amount"] for m in ledger.account(p)["history"] if m["kind"] == "credit"), Decimal("0"))
+               for p in opening}
+    moves = {p: sum((m["amount"] for m in ledger.account(p)["history"] if m["kind"] in ("debit", "mulaid", "restore")),
+                    Decimal("0")) for p in opening}
+    assert all(ledger.balances[p] == opening[p] + credits[p] + moves[p] for p in opening)  # money is conserved

@@ -140,3 +140,12 @@ def test_foreign_bytes_on_ledger_ops_are_dead_lettered_and_the_partition_goes_on
     assert (rec["source_topic"], rec["partition"], rec["offset"]) == ("ledger.ops", 0, 0)
     assert rec["reason"].startswith("not a ledger_op record") and rec["original"] == b"\x02garbage"
     assert ledgers.in_sequence(0, 1)
+
+
+def test_family_binding_is_refused_by_the_streaming_service_until_ledger_groups_land():
+    from tests.support import bind
+    dlq, answer = _route(bind("530102195001010011", "530102195001010029", "parent", "2024-11-01", msgid="BIND-1"))
+    assert codec.decode_record("rejected", dlq.value)["reason"].startswith("family binding (acct_bind/acct_unbind)")
+    result = json.loads(answer.value)
+    assert answer.key == b"agency" and result["inf_refmsgid"] == "BIND-1"
+    assert result["err_msg"].startswith("NOT_IN_STREAMING: family binding")
