@@ -9,6 +9,7 @@ rule set starts, and stops with the file, key and reason when anything is missin
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -166,12 +167,22 @@ class Disease(_Frozen):
     code: str = Field(pattern=r"^[A-Z0-9]+$")
     name: str
 
+    @property
+    def alias(self) -> str | None:
+        """The name people use: the seed's name without its bracketed part (类风湿性关节炎 for
+        类风湿性关节炎（包括幼年特发性关节炎、幼年性皮肌炎）); None when the name has none."""
+        short = re.sub(r"（[^（）]*）$", "", self.name)
+        return short if short != self.name else None
+
 
 def _unique_diseases(v: list[Disease]) -> list[Disease]:
     for attr in ("code", "name"):
         seen = [getattr(d, attr) for d in v]
         if len(seen) != len(set(seen)):
             raise ValueError(f"duplicate disease {attr}")
+    keys = [k for d in v for k in (d.code, d.name, d.alias) if k]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a disease code, name or name without its bracketed part names two diseases")
     return v
 
 
@@ -310,7 +321,7 @@ class Policy(_Frozen):
 
 def _find(diseases: list[Disease], key: str) -> Disease | None:
     for d in diseases:
-        if key in (d.code, d.name):
+        if key in (d.code, d.name, d.alias):
             return d
     return None
 

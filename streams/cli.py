@@ -135,15 +135,28 @@ def account(
 @app.command()
 def policies(
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
+    diseases: bool = typer.Option(False, "--diseases", help="also list each rule set's chronic and special diseases"),
 ) -> None:
-    """Load and validate the policies; list each rule set and when it applies."""
+    """Load and validate the policies; list each rule set and when it applies (and its diseases)."""
     book = _book(policies)
     table = Table(title="rule sets")
     for col in ("id", "region", "from", "until (exclusive)"):
         table.add_column(col)
     for p in book.policies:
         table.add_row(p.id, p.region, str(p.effective_from), str(p.effective_until or "—"))
-    Console().print(table)
+    screen = Console()
+    screen.print(table)
+    if not diseases:
+        return
+    for p in book.policies:
+        listing = Table(title=f"{p.id}: diseases for 2503 filings and dise_codg (code, name or alias)",
+                        title_justify="left")
+        for col in ("code", "kind", "name (seed)", "alias"):
+            listing.add_column(col, overflow="fold")
+        for kind, entries in (("chronic 慢性病", p.chronic.diseases), ("special 特殊病", p.special.diseases)):
+            for d in entries:
+                listing.add_row(d.code, kind, d.name, d.alias or "")
+        screen.print(listing)
 
 
 @app.command()

@@ -112,3 +112,9 @@ def test_account_shows_the_balance_and_every_movement_of_the_demo_member():
     assert table.exit_code == 0 and "530102198503200022" not in table.stdout and "838.27" in table.stdout
     missing = runner.invoke(app, ["account", "NOBODY", str(DEMO)])
     assert missing.exit_code == 1
+
+
+def test_policies_lists_the_diseases_with_their_codes_and_aliases():
+    shown = runner.invoke(app, ["policies", "--diseases"], terminal_width=200)
+    assert shown.exit_code == 0
+    assert "MXB18" in shown.stdout and "类风湿性关节炎" in shown.stdout and "TSB17" in shown.stdout

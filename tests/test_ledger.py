@@ -183,6 +183,14 @@ def test_disease_filing_accepts_code_or_seed_name_and_refuses_others():
     assert _err(results[3]).startswith("UNKNOWN_DISEASE")
 
 
+@pytest.mark.parametrize("alias, code", [("类风湿性关节炎", "MXB18"), ("脑血管意外", "MXB09"),
+                                         ("再生障碍性贫血", "TSB05"), ("重性精神病", "TSB11")])
+def test_a_disease_is_also_found_by_its_name_without_the_bracketed_part(alias, code):
+    result = run([person(), filing(alias)])[-1]
+    assert result["infcode"] == 0 and result["output"]["opsp_dise_code"] == code
+    assert result["output"]["opsp_dise_name"].startswith(alias + "（")  # answered with the seed's full name
+
+
 def test_filing_is_honoured_only_from_its_start_date():
     events = hospitals() + [person(), filing("MXB16", begndate="2024-11-10"),
                             settlement([line("500")], med_type="14", dise_codg="MXB16", day="2024-11-09"),
