@@ -28,6 +28,7 @@ from schemas.models import (
     CANCEL_OF,
     AccountBindingEvent,
     AccountCreditEvent,
+    AccountQueryEvent,
     AccumulatorEvent,
     CancelRequest,
     DiseaseFilingEvent,
@@ -132,7 +133,8 @@ class Ledger:
             result = self._dispatch(event)
         except SettlementRefused as e:
             return error(event.infno, event.msgid, e.code, e.reason)
-        self.answered[key] = (event.infno, _digest(event), _freeze(result))
+        if not isinstance(event, AccountQueryEvent):  # a query changes nothing: asked again, answered afresh
+            self.answered[key] = (event.infno, _digest(event), _freeze(result))
         return result
 
     def _dispatch(self, event) -> dict:
@@ -151,6 +153,8 @@ class Ledger:
             return self._import(event)
         if isinstance(event, AccountCreditEvent):
             return self._credit(event)
+        if isinstance(event, AccountQueryEvent):
+            return ok(event, self.account(event.input.psn_no))
         if isinstance(event, AccountBindingEvent):
             return self._bind(event) if event.infno == "acct_bind" else self._unbind(event)
         raise TypeError(f"not an event: {type(event).__name__}")
@@ -346,14 +350,12 @@ class Ledger:
         return {
             "psn_no": psn_no,
             "balc": self.balances[psn_no].quantize(FEN),
-            "bindings": [{"auth_psn_no": b.auth_psn_no, "relation": b.relation, "begndate": b.begndate.isoformat(),
-                          "enddate": b.enddate.isoformat() if b.enddate else None} for b in self.bindings.get(psn_no, [])],
-            "authorizes": [{"psn_no": user, "relation": b.relation, "begndate": b.begndate.isoformat(),
-                            "enddate": b.enddate.isoformat() if b.enddate else None}
-                           for user, mine in sorted(self.bindings.items()) for b in mine if b.auth_psn_no == psn_no],
+            "bindings": [_binding({"auth_psn_no": b.auth_psn_no}, b) for b in self.bindings.get(psn_no, [])],
+            "authorizes": [_binding({"psn_no": user}, b) for user, mine in sorted(self.bindings.items())
+                           for b in mine if b.auth_psn_no == psn_no],
             "history": [{"day": m.day, "kind": m.kind, "amount": m.amount, "ref": m.ref, "balc": m.balc}
                         for m in self.history.get(psn_no, [])],
-            "totals": {str(y): _totals(a) for y, a in sorted(self.ytd.get(psn_no, {}).items())},
+            "totals": [{"year": y, **_totals(a)} for y, a in sorted(self.ytd.get(psn_no, {}).items())],
         }
 
     def snapshot(self) -> dict:
@@ -364,6 +366,14 @@ class Ledger:
             "ytd": {f"{p}/{y}": _totals(a) for p, years in sorted(self.ytd.items())
                     for y, a in sorted(years.items()) if a != EMPTY},
         }
+
+
+def _binding(who: dict, b: Binding) -> dict:
+    """A binding as the account view shows it; `enddate` only once it is unbound."""
+    out = {**who, "relation": b.relation, "begndate": b.begndate.isoformat()}
+    if b.enddate is not None:
+        out["enddate"] = b.enddate.isoformat()
+    return out
 
 
 def _totals(acc: Accumulators) -> dict:

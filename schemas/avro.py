@@ -50,6 +50,7 @@ from .models import (
     INFNOS,
     AccountBindingEvent,
     AccountCreditEvent,
+    AccountQueryEvent,
     AccumulatorEvent,
     CancelRequest,
     DiseaseFilingEvent,
@@ -71,6 +72,7 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (PersonEvent, "yibao.PersonData"), (InstitutionEvent, "yibao.InstitutionData"),
         (DiseaseFilingEvent, "yibao.DiseaseFilingData"), (AccumulatorEvent, "yibao.AccumulatorData"),
         (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
+        (AccountQueryEvent, "yibao.AccountQueryData"),
     )
     for infno in model.model_fields["infno"].annotation.__args__
 }
@@ -188,7 +190,8 @@ def encode_result(result: dict) -> bytes:
     except AttributeError:
         raise AvroEncodeError(f"a result is a dict, not {type(result).__name__}") from None
     if output is not None:
-        kind = "yibao.SettlementOutput" if isinstance(output, dict) and "setlinfo" in output else "yibao.AckOutput"
+        kind = ("yibao.SettlementOutput" if isinstance(output, dict) and "setlinfo" in output else
+                "yibao.AccountOutput" if isinstance(output, dict) and "history" in output else "yibao.AckOutput")
         result = {**result, "output": (kind, output)}
     return _write("settle_result", result)
 

@@ -341,9 +341,21 @@ class AccountBindingEvent(Envelope):
         return self
 
 
+class AccountQueryData(Wire):
+    psn_no: Id
+
+
+class AccountQueryEvent(Envelope):
+    """acct_query: the person's account as `yibao account` shows it (balance, bindings, movements,
+    year-to-date totals), answered on settle.results; it changes nothing and is not remembered."""
+
+    infno: Literal["acct_query"]
+    input: AccountQueryData
+
+
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-          AccountCreditEvent, AccountBindingEvent],
+          AccountCreditEvent, AccountBindingEvent, AccountQueryEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -358,7 +370,7 @@ INFNOS = sorted(
     {
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-                  AccountCreditEvent, AccountBindingEvent)
+                  AccountCreditEvent, AccountBindingEvent, AccountQueryEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

@@ -95,23 +95,33 @@ def _explain(screen: Console, lineno: int, result: dict) -> None:
 @app.command()
 def account(
     psn_no: str = typer.Argument(..., help="the person whose account to show"),
-    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file of events, settled first"),
+    events: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False,
+                                            help="JSON-lines file of events to settle offline first; "
+                                                 "without it, ask the running service"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="HOST:PORT of the service's broker "
+                                            "(default: KAFKA_BOOTSTRAP_SERVERS), when no EVENTS file is given"),
     as_json: bool = typer.Option(False, "--json", help="print the account as one JSON document (psn_no in full)"),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds to wait for the service's answer"),
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
 ) -> None:
-    """Settle EVENTS offline, then show PSN_NO's account: balance, movements, bindings, year-to-date totals."""
-    ledger = Ledger(_book(policies))
-    try:
-        with events.open("rb") as f:
-            for _ in settle_lines(f, ledger):
-                pass
-    except LedgerFailure as e:
-        typer.echo(f"stopped: {e}", err=True)
-        raise typer.Exit(3) from None
-    if psn_no not in ledger.persons:
-        typer.echo(f"person {mask_id(psn_no)} is not in {events}", err=True)
-        raise typer.Exit(1)
-    view = ledger.account(psn_no)
+    """Show PSN_NO's account: balance, bindings, movements, year-to-date totals.
+
+    Offline over EVENTS (settled first), or from the running service (an acct_query on insured.commands)."""
+    if events is not None:
+        ledger = Ledger(_book(policies))
+        try:
+            with events.open("rb") as f:
+                for _ in settle_lines(f, ledger):
+                    pass
+        except LedgerFailure as e:
+            typer.echo(f"stopped: {e}", err=True)
+            raise typer.Exit(3) from None
+        if psn_no not in ledger.persons:
+            typer.echo(f"person {mask_id(psn_no)} is not in {events}", err=True)
+            raise typer.Exit(1)
+        view = ledger.account(psn_no)
+    else:
+        view = _ask_account(psn_no, bootstrap, timeout)
     if as_json:
         sys.stdout.buffer.write(encode(view) + b"\n")
         return
@@ -124,12 +134,37 @@ def account(
     screen.print(table)
     for b in view["bindings"]:
         screen.print(f"draws on {mask_id(b['auth_psn_no'])} ({b['relation']}) from {b['begndate']}"
-                     + (f" until {b['enddate']}" if b["enddate"] else ""))
+                     + (f" until {b['enddate']}" if "enddate" in b else ""))
     for b in view["authorizes"]:
         screen.print(f"pays for {mask_id(b['psn_no'])} ({b['relation']}) from {b['begndate']}"
-                     + (f" until {b['enddate']}" if b["enddate"] else ""))
-    for year, totals in view["totals"].items():
-        screen.print(f"{year} year to date: " + ", ".join(f"{k} {v}" for k, v in totals.items() if v))
+                     + (f" until {b['enddate']}" if "enddate" in b else ""))
+    for totals in view["totals"]:
+        screen.print(f"{totals['year']} year to date: "
+                     + ", ".join(f"{k} {v}" for k, v in totals.items() if v and k != "year"))
+
+
+def _ask_account(psn_no: str, bootstrap: Optional[str], timeout: float) -> dict:
+    """The account view from the running service: an acct_query and its answer on settle.results."""
+    import asyncio
+    import json
+    import uuid
+    from decimal import Decimal
+
+    from connectors.client import Outgoing, send_events
+    from streams.settings import Settings
+    from streams.topics import COMMANDS
+    msgid = f"Q{uuid.uuid4().hex[:24]}"  # a query changes nothing: any fresh id will do
+    query = Outgoing(0, COMMANDS, psn_no.encode(), encode({"infno": "acct_query", "msgid": msgid,
+                                                           "input": {"psn_no": psn_no}}), msgid)
+    [answer] = asyncio.run(send_events(_bootstrap(bootstrap), [query], timeout, Settings().kafka_kwargs()))
+    if answer is None:
+        typer.echo(f"no answer within {timeout:.0f}s (see yibao tail rejected)", err=True)
+        raise typer.Exit(1)
+    result = json.loads(answer, parse_float=Decimal)
+    if result["infcode"] != 0:
+        typer.echo(result["err_msg"], err=True)
+        raise typer.Exit(1)
+    return result["output"]
 
 
 @app.command()

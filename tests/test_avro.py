@@ -368,3 +368,20 @@ def test_family_binding_events_and_drawing_results_round_trip_exactly():
         assert result["infcode"] == 0, result
         back = avro.decode_result(avro.encode_result(result))
         assert back == result and encode(back) == encode(result)
+
+
+def test_an_account_query_and_its_answer_round_trip_exactly():
+    from tests.support import PHARMACY, bind, credit, hospitals, line, person, settlement, unbind
+    buy = settlement([line("150")], med_type="41", fixmedins_code=PHARMACY, psn_no="QRYU", day="2024-12-01")
+    query = {"infno": "acct_query", "msgid": "Q-1", "input": {"psn_no": "QRYA"}}
+    events = hospitals() + [person("QRYU", balc="20"), person("QRYA", balc="100"), credit("2024-12", "QRYA", "5000"),
+                            bind("QRYU", "QRYA", "parent", "2024-11-01"), buy, unbind("QRYU", "QRYA", "2025-01-01"),
+                            query]
+    assert avro.decode_event(avro.encode_request(query)) == decode_event(encode(query))
+    result = [item.result for item in settle_lines([encode(e) for e in events], Ledger(load_policies()))][-1]
+    view = result["output"]
+    assert [m["kind"] for m in view["history"]] == ["set", "credit", "mulaid"]
+    assert view["authorizes"] == [{"psn_no": "QRYU", "relation": "parent", "begndate": "2024-11-01",
+                                   "enddate": "2025-01-01"}]
+    back = avro.decode_result(avro.encode_result(result))
+    assert back == result and encode(back) == encode(result)

@@ -102,4 +102,14 @@ def test_the_account_view_lists_every_movement_and_the_totals(ledger):
         ("2024-11-05", "restore", Decimal("167.50"), Decimal("242.00")),
     ]
     assert view["history"][2]["ref"] == setl_id and view["history"][3]["ref"].startswith("C")
-    assert view["totals"]["2024"]["op_pool_paid"] == Decimal("0.00")  # the cancel gave the fund's 332.50 back
+    assert view["totals"][0]["year"] == 2024 and view["totals"][0]["op_pool_paid"] == Decimal("0.00")  # the cancel gave the fund's 332.50 back
+
+
+def test_an_account_query_changes_nothing_and_is_answered_afresh_when_asked_again(ledger):
+    query = {"infno": "acct_query", "msgid": "Q-1", "input": {"psn_no": PSN}}
+    first = run([person(balc="10"), query], ledger)[-1]
+    assert first["output"]["balc"] == Decimal("10.00") and ledger.balances[PSN] == Decimal("10")
+    second = run([credit("2024-11", contrib_base="1000"), query], ledger)[-1]
+    assert second["output"]["balc"] == Decimal("28.00")  # 10 + 1000 × 1.8%: the same msgid, the current state
+    assert run([{"infno": "acct_query", "msgid": "Q-2", "input": {"psn_no": "NOBODY"}}], ledger)[-1][
+        "err_msg"].startswith("UNKNOWN_PERSON")

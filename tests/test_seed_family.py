@@ -180,7 +180,7 @@ def test_an_authorizer_insured_outside_yunnan_is_refused(tmp_path):
 
 def test_the_account_view_shows_bindings_both_ways(ledger):
     _family(ledger, "0", (A1, "10"))
-    assert ledger.account(U)["bindings"] == [{"auth_psn_no": A1, "relation": "parent", "begndate": "2024-11-01",
-                                              "enddate": None}]
-    assert ledger.account(A1)["authorizes"] == [{"psn_no": U, "relation": "parent", "begndate": "2024-11-01",
-                                                 "enddate": None}]
+    assert ledger.account(U)["bindings"] == [{"auth_psn_no": A1, "relation": "parent", "begndate": "2024-11-01"}]
+    assert ledger.account(A1)["authorizes"] == [{"psn_no": U, "relation": "parent", "begndate": "2024-11-01"}]
+    run([unbind(U, A1, "2025-01-01")], ledger)
+    assert ledger.account(U)["bindings"][0]["enddate"] == "2025-01-01"

@@ -41,3 +41,22 @@ def test_metrics_count_events_and_rejects(broker, worker):
     assert counted['yibao_events_in_total{topic="insured.commands"}'] > 0
     assert counted['yibao_events_out_total{topic="settle.results"}'] > 0
     assert counted["yibao_ledger_apply_seconds_count"] > 0
+
+
+def test_account_asks_the_running_service_and_agrees_with_offline(broker, worker, tmp_path):
+    from tests.support import credit, hospitals
+    events = hospitals() + [person("ACCQ00000000000011", balc="50"), credit("2024-11", "ACCQ00000000000011", "4000"),
+                            settlement([line("100")], psn_no="ACCQ00000000000011", acct_used_flag="1", msgid="ACCQ-1")]
+    path = tmp_path / "acc.jsonl"
+    path.write_bytes(b"".join(encode(e) + b"\n" for e in events))
+    assert _yibao("send", str(path), "--bootstrap", broker.bootstrap).returncode == 0
+    online = _yibao("account", "ACCQ00000000000011", "--bootstrap", broker.bootstrap, "--json")
+    offline = _yibao("account", "ACCQ00000000000011", str(path), "--json")
+    assert online.returncode == 0, online.stderr
+    assert online.stdout == offline.stdout  # the same view, byte for byte
+    view = json.loads(online.stdout)
+    assert [m["kind"] for m in view["history"]] == ["set", "credit", "debit"]
+    shown = _yibao("account", "ACCQ00000000000011", "--bootstrap", broker.bootstrap)
+    assert shown.returncode == 0 and b"ACCQ00000000000011" not in shown.stdout  # masked on screen
+    unknown = _yibao("account", "NOBODY", "--bootstrap", broker.bootstrap)
+    assert unknown.returncode == 1 and b"UNKNOWN_PERSON" in unknown.stderr
