@@ -276,8 +276,7 @@ class Ledger:
             req, person, self.balances[data.psn_no], institution, rx_level, policy,
             years.get(year, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
             any(acc.art_claimed for acc in years.values()),
-            [(a, self.balances[a]) for a in authorizers_on(self.bindings.get(data.psn_no, []), data.setl_time.date(), policy)
-             if a in self.balances],
+            self._authorizers(data.psn_no, data.setl_time.date(), policy),
         )
         years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
@@ -332,6 +331,13 @@ class Ledger:
         detail = [dict(row, inscp_scp_amt=-row["inscp_scp_amt"], fund_payamt=-row["fund_payamt"])
                   for row in output["setldetail"]]
         return ok(req, {"setlinfo": info, "setldetail": detail})
+
+    def _authorizers(self, psn_no: str, day: dt.date, policy) -> list[tuple[str, Decimal]]:
+        """(psn_no, balance) of the authorizers who may pay for this person on `day`."""
+        bindings = self.bindings.get(psn_no)
+        if not bindings:
+            return []
+        return [(a, self.balances[a]) for a in authorizers_on(bindings, day, policy) if a in self.balances]
 
     def _person_of(self, psn_no: str) -> PersonData:
         person = self.persons.get(psn_no)

@@ -203,14 +203,19 @@ def _compose(req, person, balance, authorizers, policy, bill, pooled: Pooled, wa
     psn_part = bill.medfee_sumamt + pooled.pkg_surplus_pay - fund
     check(psn_part >= 0, f"personal part negative: {psn_part}")
     acct_used = data.acct_used_flag or ("1" if req.infno == "2102" else "0")
-    acct_pay, drawn = ZERO, []
+    acct_pay, drawn, mulaid = ZERO, [], ZERO
     if acct_used == "1":
-        acct_pay, drawn = family_account.split(max(ZERO, psn_part - bill.not_acct_payable), balance, list(authorizers))
-    mulaid = sum((amount for _, amount in drawn), ZERO)
+        payable = max(ZERO, psn_part - bill.not_acct_payable)
+        if authorizers:
+            acct_pay, drawn = family_account.split(payable, balance, list(authorizers))
+        else:  # the common case, kept cheap: the own account alone
+            acct_pay = min(balance, payable)
+    if drawn:
+        mulaid = sum((amount for _, amount in drawn), ZERO)
+        left = dict(authorizers)
+        check(all(0 < amount <= left[psn_no] for psn_no, amount in drawn), "an authorizer overdrawn")
     cash = psn_part - acct_pay - mulaid
     check(acct_pay >= 0 and cash >= 0 and balance - acct_pay >= 0, "account or cash negative")
-    left = dict(authorizers)
-    check(all(0 < amount <= left[psn_no] for psn_no, amount in drawn), "an authorizer overdrawn")
     check(bill.medfee_sumamt + pooled.pkg_surplus_pay == fund + acct_pay + mulaid + cash, "result does not balance")
     check(bill.medfee_sumamt == bill.fulamt_ownpay_amt + bill.overlmt_selfpay + bill.preselfpay_amt + bill.inscp_scp_amt,
           "policy range split does not add up")
