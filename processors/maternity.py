@@ -23,6 +23,10 @@ from .money import ZERO, num
 
 DELIVERIES = {"1": "vaginal_delivery", "2": "difficult_delivery", "3": "caesarean"}
 TERMINATION_MATN, ART_MATN = "4", "5"
+# The seeds count gestation in months (妊娠4个月, 7个月); the national discharge form sends weeks
+# (`geso_val`). A pregnancy month is read as 4 weeks, the obstetric convention by which 28 weeks, the
+# start of the perinatal period, is 7 months. `geso_mons`, when sent, wins.
+WEEKS_PER_MONTH = 4
 FAMILY_PLANNING = {
     "1": "iud_insertion", "2": "iud_removal", "3": "tubal_ligation", "4": "vasectomy",
     "5": "tubal_recanalization", "6": "vas_recanalization", "7": "implant_insertion",
@@ -79,8 +83,13 @@ def settle(claim: Claim, data: SettlementData, gend: str | None, art_claimed_eve
 
 def _termination(claim: Claim, data: SettlementData, pooled: Pooled) -> list[str]:
     months = data.geso_mons
+    if months is None and data.geso_val is not None:
+        months = data.geso_val // WEEKS_PER_MONTH
+        pooled.steps.append(("maternity.termination_months",
+                             f"gestation {data.geso_val} weeks = {months} months ({WEEKS_PER_MONTH} weeks a month)"))
     if months is None:
-        raise SettlementRefused("MISSING_GESO_MONS", "a termination needs geso_mons (gestation, months)")
+        raise SettlementRefused("MISSING_GESO_MONS", "a termination needs geso_mons (gestation, months) "
+                                "or geso_val (weeks)")
     bounds = claim.policy.maternity.termination_months
     if months < bounds.lower:
         return ["abortion_under_4_months"]

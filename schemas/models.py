@@ -93,6 +93,7 @@ class SettlementData(Wire):
     matn_type: str | None = None
     birctrl_type: str | None = None
     geso_mons: Annotated[int, Field(ge=0, le=11)] | None = None
+    geso_val: Annotated[int, Field(ge=0, le=45)] | None = None  # gestation in weeks (national discharge form)
     fetus_cnt: Annotated[int, Field(ge=1, le=9)] | None = None
     fetts: Annotated[int, Field(ge=1, le=9)] | None = None
     spus_unemp_flag: Flag = "0"

@@ -59,6 +59,24 @@ def test_termination_package_depends_on_the_month_of_pregnancy(months, package, 
     check(info, hifp_pay=package, psn_part_amt=personal, pkg_surplus_pay=surplus)
 
 
+@pytest.mark.parametrize("weeks, package", [
+    (15, "600.00"),   # 3 months (4 weeks a month): 妊娠4个月以下
+    (16, "2000.00"),  # 4 months: 4个月（含4个月）以上、7个月以下
+    (27, "2000.00"),  # 6 months
+    (28, "6000.00"),  # 7 months: paid as a birth, 2500 + 1500 + 2000
+])
+def test_gestation_may_be_given_in_weeks(weeks, package):
+    info = settle(person(**MOTHER), settlement([line("1000")], med_type="51", level=2, matn_type="4", geso_val=weeks))
+    check(info, hifp_pay=package)
+    assert any(f"gestation {weeks} weeks" in step["calc"] for step in info["setl_proc_info"])
+
+
+def test_gestation_in_months_wins_over_weeks():
+    info = settle(person(**MOTHER), settlement([line("1000")], med_type="51", level=2, matn_type="4",
+                                               geso_mons=3, geso_val=30))
+    check(info, hifp_pay="600.00")
+
+
 def test_termination_at_8_months_is_paid_as_a_birth_with_nutrition_and_prenatal_allowances():
     # 四、1 "7个月（含7个月）以上终止妊娠，不论胎儿是否存活，均享受生育医疗费补助和营养补助费"; R8 / 四、3:
     # a birth also carries 产前检查费. No delivery method given → the ordinary birth (顺产) package:
