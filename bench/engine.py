@@ -8,7 +8,9 @@ each round) so machine noise touches every measurement alike; the best round cou
   floor       decode_event + encode of a canned result of the real shape, no rules: the cost the
               rules sit on top of (through `settle_lines` with a ledger that only echoes);
   outpatient  med_type 11 settlements end to end through `settle_lines` + `encode`;
-  mixed       every benefit, with cancels and duplicates, end to end.
+  mixed       every benefit, with cancels and duplicates, end to end;
+  family      family mutual aid: account purchases by users bound to 1-3 authorizers whose own
+              accounts run dry (offline: the streaming service does not take bindings yet).
 
 Diagnostics split the outpatient path into decode only, `Ledger.apply` only (pre-decoded events)
 and encode only (the real results). Each timed run settles against a fresh ledger loaded with the
@@ -36,7 +38,7 @@ import pydantic  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.workload import Population, Workload, mixed, outpatient, population  # noqa: E402
+from bench.workload import Population, Workload, family, mixed, outpatient, population  # noqa: E402
 from connectors.files import settle_lines  # noqa: E402
 from processors.ledger import Ledger  # noqa: E402
 from schemas.serde import BadEvent, decode_event, encode  # noqa: E402
@@ -164,14 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     t_build = time.perf_counter()
     pop: Population = population(args.seed, args.people)
     op, mx = outpatient(args.seed, pop, args.events), mixed(args.seed, pop, args.events)
+    fam, bindings = family(args.seed, pop, args.events)
     setup = decoded(pop.setup)
+    fam_setup = setup + decoded(bindings)
     t_build = time.perf_counter() - t_build
     console.print(f"yibao engine bench · python {platform.python_version()} · pydantic {pydantic.VERSION} · "
                   f"{pinned} · seed {args.seed}")
     console.print(f"population: {len(pop.people)} people, {sum(len(v) for v in pop.hospitals.values())} hospitals, "
                   f"{len(pop.pharmacies)} pharmacies, {pop.kinds['filing']} filings, "
                   f"{pop.kinds['accumulators']} imports ({len(setup)} setup events, applied untimed)")
-    for w in (op, mx):
+    for w in (op, mx, fam):
         mix = ", ".join(f"{k} {v}" for k, v in sorted(w.kinds.items(), key=lambda kv: -kv[1]))
         console.print(f"{w.name}: {len(w.lines)} events, sha256 {w.fingerprint()} · {mix}")
     console.print(f"(workloads built and encoded in {t_build:.1f}s)")
@@ -182,7 +186,10 @@ def main(argv: list[str] | None = None) -> None:
 
     op_results, op_counts = census(op, setup)
     _, mx_counts = census(mx, setup)
-    for w, counts in ((op, op_counts), (mx, mx_counts)):
+    fam_results, fam_counts = census(fam, fam_setup)
+    fam_counts["drew on an authorizer"] = sum(bool(r["infcode"] == 0 and r["output"]["setlinfo"]["acct_mulaid_pay"])
+                                              for r in fam_results)
+    for w, counts in ((op, op_counts), (mx, mx_counts), (fam, fam_counts)):
         console.print(f"{w.name} results: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
     echo = EchoLedger(canned_output(op_results))
     op_events = decoded(op.lines)
@@ -192,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         "floor · mixed events": (len(mx.lines), lambda: run_end_to_end(mx.lines, echo)),
         "outpatient end to end": (len(op.lines), lambda: run_end_to_end(op.lines, loaded_ledger(setup))),
         "mixed end to end": (len(mx.lines), lambda: run_end_to_end(mx.lines, loaded_ledger(setup))),
+        "family drawing end to end": (len(fam.lines), lambda: run_end_to_end(fam.lines, loaded_ledger(fam_setup))),
         "outpatient · decode_event only": (len(op.lines), lambda: run_decode(op.lines)),
         "outpatient · Ledger.apply only": (len(op.lines), lambda: run_apply(op_events, loaded_ledger(setup))),
         "outpatient · encode only": (len(op.lines), lambda: run_encode(op_results)),
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
         table.add_column(col, justify="left" if col == "measurement" else "right")
     floor_of = {"outpatient end to end": "floor · outpatient events", "mixed end to end": "floor · mixed events"}
     for i, name in enumerate(names):
-        if i == 4:
+        if i == 5:
             table.add_section()
         ts = times[name]
         n = cases[name][0]
@@ -229,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     verdict = "[green]MET[/green]" if met else f"[red]NOT MET[/red] ({GOAL / got:.1f}× short)"
     console.print(f"goal ≥ {GOAL:,} outpatient settlements/s: {verdict} — best {got:,.0f}/s; "
                   f"the floor alone does {rate['floor · outpatient events']:,.0f}/s")
+    console.print(f"family drawing: {rate['family drawing end to end']:,.0f} payments/s, "
+                  f"{rate['family drawing end to end'] / got:.2f}× plain outpatient in the same run")
     console.print(f"(timed rounds took {t_bench:.1f}s)")
 
 

@@ -289,3 +289,24 @@ def mixed(seed: int, pop: Population, n: int) -> Workload:
             continue
         cancellable.append(ev)
     return Workload("mixed", st.lines, st.kinds)
+
+
+def family(seed: int, pop: Population, n: int) -> tuple[Workload, list[bytes]]:
+    """Family mutual aid: account purchases at pharmacies without pooling by users bound to one to
+    three authorizers (parents, spouse, children: permitted under both rule sets), whose own accounts
+    run dry, so the authorizers are drawn on in balance order. Returns the workload and its bindings
+    (setup, applied untimed on top of the population)."""
+    rng = random.Random(f"yibao-bench-family-{seed}")
+    people = pop.people[:]
+    rng.shuffle(people)
+    users, others = people[: len(people) // 10], people[len(people) // 10:]
+    setup = []
+    for i, user in enumerate(users):
+        for auth in rng.sample(others, rng.randint(1, 3)):
+            setup.append(_line(s.bind(user.psn_no, auth.psn_no, rng.choice(("parent", "spouse", "child")),
+                                      f"{YEAR}-01-01", msgid=f"B{i:05d}{auth.psn_no[-4:]}")))
+    st = _Stream(rng, pop, n, "Y")
+    while len(st.lines) < n:
+        st.settlement("family 41", rng.choice(users), rng.choice(pop.pharmacies),
+                      _fee_lines(rng, rng.randint(1, 6), 20, 600), "41", acct_used_flag="1")
+    return Workload("family", st.lines, st.kinds), setup
