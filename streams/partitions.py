@@ -17,7 +17,7 @@ from .routing import Record, Source, rejected
 DLQ_CODES = ("UNKNOWN_PERSON", "UNKNOWN_INSTITUTION")  # reference data missing: the agency must act
 CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insutype", "clr_type", "setl_time",
                    "medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay", "maf_pay", "acct_pay",
-                   "psn_cash_pay", "pkg_surplus_pay", "policy_id")
+                   "acct_mulaid_pay", "psn_cash_pay", "pkg_surplus_pay", "policy_id")
 
 
 class PartitionLedgers:

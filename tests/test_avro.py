@@ -208,11 +208,13 @@ def test_a_result_the_schema_does_not_cover_is_an_error():
 
 # -- decimals: the hand-written codec writes and reads what fastavro's logical type does ------------
 
+MONEY = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay", "maf_pay", "acct_pay", "acct_mulaid_pay",
+         "psn_cash_pay")
 money = st.decimals(min_value=Decimal("-99999999999999.99"), max_value=Decimal("99999999999999.99"), places=2)
 
 
 @settings(max_examples=300, deadline=None)
-@given(amounts=st.lists(money, min_size=7, max_size=7), pkg=st.none() | money)
+@given(amounts=st.lists(money, min_size=len(MONEY), max_size=len(MONEY)), pkg=st.none() | money)
 def test_decimal_bytes_are_fastavros(amounts, pkg):
     entry = clearing_entry(amounts, pkg)
     data = avro.encode_record("clearing_entry", entry)
@@ -222,7 +224,6 @@ def test_decimal_bytes_are_fastavros(amounts, pkg):
     assert [str(back[k]) for k in MONEY] == [str(fastavro_read("clearing_entry", data)[k]) for k in MONEY]
 
 
-MONEY = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay", "maf_pay", "acct_pay", "psn_cash_pay")
 
 
 def clearing_entry(amounts, pkg=None) -> dict:
