@@ -30,7 +30,6 @@ STOP_FORCED = 5  # a requested stop did not finish within its deadline (the brok
 
 class Health:
     def __init__(self) -> None:
-        self.fatal: str | None = None
         self._cleanups: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._deadline: threading.Timer | None = None
@@ -52,7 +51,6 @@ class Health:
     def abort(self, reason: str, code: int = AGENT_FAILED) -> NoReturn:
         """End the worker now with `code`, from any thread, acknowledging and committing nothing more."""
         with self._lock:  # a second caller (another thread) waits here until the process is gone
-            self.fatal = reason
             log.critical("%s: stopping the worker now (uncommitted input is redone on restart)", reason)
             for cleanup in self._cleanups:
                 try:

@@ -25,7 +25,7 @@ from connectors.client import send_reference_data
 from processors.policy import load_policies
 
 from . import agents, metrics
-from .health import AGENT_FAILED, BROKER_DIED, STOP_FORCED, Health  # noqa: F401 - the exit codes, for callers
+from .health import BROKER_DIED, Health
 from .app import create_app
 from .logs import logging_config
 from .settings import Settings

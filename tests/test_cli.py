@@ -118,3 +118,20 @@ def test_policies_lists_the_diseases_with_their_codes_and_aliases():
     shown = runner.invoke(app, ["policies", "--diseases"], terminal_width=200)
     assert shown.exit_code == 0
     assert "MXB18" in shown.stdout and "类风湿性关节炎" in shown.stdout and "TSB17" in shown.stdout
+
+
+def test_a_ledger_bug_stops_settle_at_its_line_with_the_results_before_it_written(tmp_path, monkeypatch):
+    from processors.ledger import Ledger
+    apply = Ledger.apply
+
+    def failing(self, event):
+        if event.msgid == "H53010100001202411010900000002":
+            raise RuntimeError("injected ledger bug")
+        return apply(self, event)
+
+    monkeypatch.setattr(Ledger, "apply", failing)
+    out = tmp_path / "r.jsonl"
+    result = _settle(DEMO, "-o", out)
+    assert result.exit_code == 3
+    assert "stopped: line 14: the ledger failed on this event (RuntimeError: injected ledger bug)" in result.output
+    assert len(out.read_bytes().splitlines()) == 13  # every line before it answered, nothing after

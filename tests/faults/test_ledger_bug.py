@@ -14,7 +14,7 @@ import time
 
 from schemas.serde import encode
 from streams.health import AGENT_FAILED
-from tests.integration.harness import offline, produce, results_by_msgid, send, wait_for_results
+from tests.integration.harness import broker_pid, offline, produce, results_by_msgid, send, wait_for_results
 from tests.support import hospitals, line, person, settlement
 
 JSON_HL = [("content-type", b"application/json")]
@@ -65,3 +65,23 @@ def test_a_ledger_bug_stops_the_worker_before_its_batch_is_acknowledged(broker, 
     assert [len(seen.get(m, ())) for m in msgids] == [1] * len(msgids)  # one distinct result each
     assert [next(iter(seen[m])) for m in msgids] == expected
     assert healthy.stop() == 0, healthy.log()[-3000:]
+
+
+def test_a_ledger_bug_on_the_embedded_broker_ends_the_worker_and_its_broker_together(spawn, tmp_path):
+    """Abort runs the clean-ups: the embedded broker (its own session) must not be left running."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(INJECT)
+    worker = spawn(None, extra_env={"PYTHONPATH": str(hooks), "YIBAO_TEST_BUG_MSGID": BUG_MSGID})
+    bootstrap = worker.wait_started()
+    port = bootstrap.split(":")[1]
+    assert broker_pid(port) is not None
+    people = [person("BUGE0001")]
+    send(bootstrap, hospitals() + people, tmp_path, timeout=90)
+    bill = settlement([line("10")], psn_no="BUGE0001", msgid=BUG_MSGID)
+    produce(bootstrap, [("settle.requests", b"BUGE0001", encode(bill), JSON_HL)])
+    assert worker.wait(60) == AGENT_FAILED, worker.log()[-3000:]
+    deadline = time.monotonic() + 10
+    while broker_pid(port) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert broker_pid(port) is None, "the embedded broker outlived its worker"

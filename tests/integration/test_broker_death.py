@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from streams.service import BROKER_DIED
+from streams.health import BROKER_DIED
 from tests.integration.harness import broker_pid
 
 
