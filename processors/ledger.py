@@ -17,10 +17,12 @@ requests; what they create gets ids that cannot collide (`processors.ids`).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -345,6 +347,53 @@ class Ledger:
             raise SettlementRefused("UNKNOWN_PERSON", "person is unknown: send the person record first")
         return person
 
+    # -- hand-over: a group of people moves to another partition --------------------------------
+
+    def export_people(self, psn_nos: Iterable[str]) -> bytes:
+        """Remove every piece of state that belongs to these persons and return it as deterministic
+        JSON: per person, in the order given, {"psn_no", then what they hold of each `_OWN`, `_OWNED`
+        attribute and "credited"}. Institutions stay: every partition has them."""
+        people = {p: {"psn_no": p} for p in dict.fromkeys(psn_nos)}
+        for p, out in people.items():
+            for attr, (to_json, _) in _OWN.items():
+                if p in (held := getattr(self, attr)):
+                    out[attr] = to_json(held.pop(p))
+        for attr, (to_json, _, by_person) in _OWNED.items():
+            held = getattr(self, attr)
+            for key in [k for k, v in held.items() if (k[0] if by_person else v.psn_no) in people]:
+                value = held.pop(key)
+                owner, sub = key if by_person else (value.psn_no, key)
+                people[owner].setdefault(attr, {})[sub] = to_json(value)
+        for p, month in sorted(c for c in self.credited if c[0] in people):  # a set: sorted, for the same bytes
+            self.credited.remove((p, month))
+            people[p].setdefault("credited", []).append(month)
+        return encode(list(people.values()))
+
+    def import_people(self, data: bytes) -> list[str]:
+        """Add state exported by `export_people` (after what is here); return the persons' psn_no in
+        export order. ValueError, and nothing added, if any of them already has state here."""
+        order, staged = [], []  # staged: (psn_no, attribute, key, value)
+        for entry in _thaw(data):
+            p = entry.pop("psn_no")
+            order.append(p)
+            staged += [(p, "credited", (p, month), None) for month in entry.pop("credited", [])]
+            for attr, doc in entry.items():
+                if attr in _OWN:
+                    staged.append((p, attr, p, _OWN[attr][1](doc)))
+                else:
+                    _, from_json, by_person = _OWNED[attr]
+                    staged += [(p, attr, (p, sub) if by_person else sub, from_json(v)) for sub, v in doc.items()]
+        taken = {p for p in order if any(p in getattr(self, attr) for attr in _OWN)}
+        taken |= {p for p, attr, key, _ in staged if key in getattr(self, attr)}
+        if taken:
+            raise ValueError(f"state of {', '.join(sorted(taken))} is already here: not imported")
+        for _, attr, key, value in staged:
+            if attr == "credited":
+                self.credited.add(key)
+            else:
+                getattr(self, attr)[key] = value
+        return order
+
     # -- views for tests, replay checks and the CLI summary ------------------------------------
 
     def totals(self, psn_no: str, year: int) -> dict:
@@ -389,3 +438,65 @@ def _totals(acc: Accumulators) -> dict:
 def _any_day(book: PolicyBook, person: PersonData):
     region = book.region_of(person.insuplc_admdvs)
     return max(p.effective_from for p in book.policies if p.region == region)
+
+
+# -- hand-over encoding: dataclasses as lists of their fields, read back field by field --------
+
+
+def _row(obj) -> list:
+    """A dataclass as the list of its fields, for `encode` (dates as ISO, Decimals as exact numbers)."""
+    return [getattr(obj, f.name) for f in fields(obj)]
+
+
+def _read(cls, row: list):
+    """The dataclass `_row` wrote, each field converted back by `_READERS[cls]`."""
+    return cls(*(read(v) for read, v in zip(_READERS[cls], row, strict=True)))
+
+
+def _same(value):
+    return value
+
+
+def _day(text: str | None) -> dt.date | None:
+    return None if text is None else dt.date.fromisoformat(text)
+
+
+def _amounts(doc: dict) -> dict:
+    """Accumulator fields as Accumulators holds them: Decimal (JSON gives 5 for Decimal('5')), or int for counts."""
+    return {name: type(getattr(EMPTY, name))(v) for name, v in doc.items()}
+
+
+def _rows(cls) -> tuple[Callable, Callable]:
+    return (lambda items: [_row(x) for x in items], lambda rows: [_read(cls, r) for r in rows])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+_READERS = {
+    Registration: (_same, _same, _day, _day),
+    Binding: (_same, _same, _day, _day),
+    Movement: (_same, _same, Decimal, _same, Decimal),
+    Settled: (_same, _same, _same, _same, _same, _amounts, Decimal,
+              lambda drawn: tuple((psn_no, Decimal(amount)) for psn_no, amount in drawn), _same),
+}
+_OWN: dict[str, tuple[Callable, Callable]] = {  # attributes keyed by psn_no: (to JSON, from JSON)
+    "persons": (lambda p: p.model_dump(mode="json", exclude_unset=True), PersonData.model_validate),
+    "balances": (_same, Decimal),
+    "registrations": (lambda regs: {code: _row(r) for code, r in regs.items()},
+                      lambda doc: {code: _read(Registration, r) for code, r in doc.items()}),
+    "ytd": (lambda years: [[year, acc.as_dict()] for year, acc in years.items()],
+            lambda doc: {year: Accumulators(**_amounts(acc)) for year, acc in doc}),  # JSON keys are text
+    "history": _rows(Movement),
+    "bindings": _rows(Binding),
+}
+_OWNED: dict[str, tuple[Callable, Callable, bool]] = {  # (to JSON, from JSON, keyed by (psn_no, msgid))
+    "settlements": (_row, lambda row: _read(Settled, row), False),  # keyed by setl_id, owned by Settled.psn_no
+    "by_msgid": (_same, _same, True),
+    "answered": (lambda a: [a[0], _b64(a[1]), _b64(a[2])], lambda a: (a[0], _unb64(a[1]), _unb64(a[2])), True),
+}

@@ -43,7 +43,7 @@ async def _produce(app: faust.App, records: list[Record]) -> list:
 def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str, health: Health) -> PartitionLedgers:
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
-    ledgers = PartitionLedgers(book)
+    ledgers = PartitionLedgers(book, settings.partitions)
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
     async def handle_batch(events, name: str, handle) -> None:

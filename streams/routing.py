@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aiokafka.partitioner import murmur2
+
 from processors.ledger import error
 from schemas.avro import message_time
 from schemas.models import psn_no_of
@@ -35,28 +37,29 @@ class Source:
     timestamp_ms: int
 
 
-# Family bindings join people's accounts, which the ledger can only debit together once everyone bound
-# together is on one partition (ledger groups, the next step of issue 8). Until then the streaming
-# service refuses them, so that it never settles differently from `yibao settle`, which has them.
-_NO_BINDING = ("family binding (acct_bind/acct_unbind) is not in the streaming service yet: people bound "
-               "together must first share one ledger partition; `yibao settle` applies it")
-NOT_IN_STREAMING = {"acct_bind": _NO_BINDING, "acct_unbind": _NO_BINDING}
+COORDINATOR = 0  # the ledger.ops partition that places ledger groups (streams/groups.py)
+BINDINGS = ("acct_bind", "acct_unbind")
 
 
 def reason_class(reason: str) -> str:
     """A short, bounded label for the rejects metric."""
     for prefix, label in (("not JSON", "not_json"), ("message of", "too_large"), ("empty", "empty"),
                           ("content-type", "content_type"), ("UNKNOWN_PERSON", "unknown_person"),
-                          ("UNKNOWN_INSTITUTION", "unknown_institution"), ("family binding", "not_in_streaming")):
+                          ("UNKNOWN_INSTITUTION", "unknown_institution")):
         if reason.startswith(prefix):
             return label
     return "invalid"
 
 
 def group_of(event) -> str | None:
-    """The ledger group an event belongs to; None for reference data every partition needs.
-    Today a person is their own group."""
+    """The person an event is about, whom it is routed by; None for reference data every partition needs."""
     return psn_no_of(event)
+
+
+def home(psn_no: str, partitions: int) -> int:
+    """A person's home partition on ledger.ops: Kafka's default partitioner of their psn_no (murmur2),
+    so the place does not depend on which client wrote the op."""
+    return (murmur2(psn_no.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,
@@ -103,14 +106,16 @@ def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitio
     event = codec.decode(value, ctype)
     if isinstance(event, BadEvent):
         return reject(value, key, source, ctype, event.reason, event.infno, event.msgid, event.fixmedins_code)
-    if event.infno in NOT_IN_STREAMING:
-        return reject(value, key, source, ctype, NOT_IN_STREAMING[event.infno], event.infno, event.msgid,
-                      event.fixmedins_code or "agency", "NOT_IN_STREAMING")
     group = group_of(event)
     op = {"group": group or "*", "source_topic": source.topic, "source_partition": source.partition,
           "source_offset": source.offset, "source_timestamp": source.timestamp_ms, "content_type": ctype,
-          "body": value, "ack": True}
+          "body": value, "ack": True, "kind": "event", "via_partition": -1, "via_offset": -1, "seq": 0,
+          "payload": b""}
     if group is None:  # reference data: one copy per ledger partition, answered by partition 0's
         return [Record(topics.LEDGER_OPS, b"*", codec.encode_record("ledger_op", dict(op, ack=p == 0)),
                        codec.AVRO_HEADERS, p) for p in range(partitions)]
-    return [Record(topics.LEDGER_OPS, group.encode("utf-8"), codec.encode_record("ledger_op", op), codec.AVRO_HEADERS)]
+    if event.infno in BINDINGS:  # the coordinator knows where both sides' groups live
+        return [Record(topics.LEDGER_OPS, group.encode("utf-8"), codec.encode_record("ledger_op", dict(op, kind="coord")),
+                       codec.AVRO_HEADERS, COORDINATOR)]
+    return [Record(topics.LEDGER_OPS, group.encode("utf-8"), codec.encode_record("ledger_op", op), codec.AVRO_HEADERS,
+                   home(group, partitions))]

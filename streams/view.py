@@ -36,7 +36,9 @@ def describe(topic: str, record) -> str:
         return (f"{head} [red]rejected[/red] {doc['source_topic']}[{doc['partition']}]@{doc['offset']} "
                 f"({doc['original_size']} bytes, {doc['rejected_at']}): {doc['reason']}")
     if topic == topics.LEDGER_OPS:
-        return f"{head} op for group {mask_id(doc['group'])} from {doc['source_topic']}@{doc['source_offset']}"
+        via = f" via ledger.ops[{doc['via_partition']}]@{doc['via_offset']}" if doc["via_partition"] >= 0 else ""
+        return (f"{head} {doc['kind']} op for {mask_id(doc['group'])} from {doc['source_topic']}"
+                f"@{doc['source_offset']}{via}")
     if topic == topics.CLEARING:
         return (f"{head} clearing {doc['setl_id']} {doc['fixmedins_code']} fund {doc['fund_pay_sumamt']} "
                 f"account {doc['acct_pay']} cash {doc['psn_cash_pay']}")

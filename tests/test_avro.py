@@ -63,7 +63,8 @@ def output_branch(output):
 def ledger_op(body: bytes, content_type: str = "application/json") -> dict:
     return {"group": "530102198503200022", "source_topic": "settle.requests", "source_partition": 3,
             "source_offset": 2**40, "source_timestamp": 1734660000123, "content_type": content_type,
-            "body": body, "ack": True}
+            "body": body, "ack": True, "kind": "import", "via_partition": 5, "via_offset": 2**41, "seq": 3,
+            "payload": b'{"move":"settle.requests/3/7"}'}
 
 
 # -- schemas ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """The router's and the partition ledgers' decisions, without a broker (streams/routing.py, partitions.py)."""
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -6,22 +7,23 @@ from schemas import avro
 from schemas.serde import encode
 from streams import codec, topics
 from streams.partitions import PartitionLedgers
-from streams.routing import Source, route
+from streams.routing import COORDINATOR, Source, home, route
 from tests.support import BOOK, hospitals, line, person, settlement
 
 SRC = Source("settle.requests", 2, 41, 1730451600000)
 JSON = {"content-type": b"application/json"}
 
 
-def _route(event, headers=JSON, partitions=4):
+def _route(event, headers=JSON, partitions=4, offset=41):
     value = event if isinstance(event, bytes) else encode(event)
-    return route(value, b"k", headers, SRC, partitions, 1_000_000)
+    return route(value, b"k", headers, dataclasses.replace(SRC, offset=offset), partitions, 1_000_000)
 
 
-def test_a_settlement_goes_to_its_persons_ledger_group_with_its_source():
+def test_a_settlement_goes_to_its_persons_home_partition_with_its_source():
     event = settlement([line("100")], psn_no="530102195001010011")
     [record] = _route(event)
-    assert (record.topic, record.key, record.partition) == (topics.LEDGER_OPS, b"530102195001010011", None)
+    assert (record.topic, record.key, record.partition) == (topics.LEDGER_OPS, b"530102195001010011",
+                                                            home("530102195001010011", 4))
     op = codec.decode_record("ledger_op", record.value)
     assert op["body"] == encode(event) and op["content_type"] == "application/json" and op["ack"]
     assert (op["source_topic"], op["source_partition"], op["source_offset"]) == ("settle.requests", 2, 41)
@@ -60,13 +62,16 @@ def test_avro_requests_are_routed_like_json():
     assert codec.decode_record("ledger_op", record.value)["content_type"] == "avro/binary"
 
 
+_offsets = iter(range(1000, 10**9))
+
+
 def _op(event) -> bytes:
-    [record] = _route(event)
+    [record] = _route(event, offset=next(_offsets))
     return record.value
 
 
 def test_partition_ledger_answers_dead_letters_unknown_people_and_writes_clearing_entries():
-    ledgers = PartitionLedgers(BOOK)
+    ledgers = PartitionLedgers(BOOK, 1)
     ledgers.reset(0)
     hospital = _route(hospitals()[0], partitions=1)[0].value
     ledgers.apply(0, 0, hospital)
@@ -83,13 +88,13 @@ def test_partition_ledger_answers_dead_letters_unknown_people_and_writes_clearin
 def test_replay_emits_nothing_and_rebuilds_the_same_state():
     ops = [_route(hospitals()[0], partitions=1)[0].value, _op(person("P2", balc="100")),
            _op(settlement([line("300")], psn_no="P2", acct_used_flag="1"))]
-    live, replay = PartitionLedgers(BOOK), PartitionLedgers(BOOK)
+    live, replay = PartitionLedgers(BOOK, 1), PartitionLedgers(BOOK, 1)
     live.reset(0)
     replay.reset(0)
     for offset, op in enumerate(ops):
         assert live.apply(0, offset, op)
         assert replay.apply(0, offset, op, emit=False) == []
-    assert live.ledgers[0].snapshot() == replay.ledgers[0].snapshot()
+    assert live.states[0].ledger.snapshot() == replay.states[0].ledger.snapshot()
 
 
 DEEP = b'{"infno":"2207","msgid":"DEEP-1","fixmedins_code":"H53010100001","input":' + b"[" * 5000 + b"]" * 5000 + b"}"
@@ -133,7 +138,7 @@ def test_whatever_the_router_did_not_foresee_is_dead_lettered_with_its_bytes(mon
 
 
 def test_foreign_bytes_on_ledger_ops_are_dead_lettered_and_the_partition_goes_on():
-    ledgers = PartitionLedgers(BOOK)
+    ledgers = PartitionLedgers(BOOK, 1)
     ledgers.reset(0)
     [dlq] = ledgers.apply(0, 0, b"\x02garbage", timestamp_ms=1730451600000)
     rec = codec.decode_record("rejected", dlq.value)
@@ -142,10 +147,20 @@ def test_foreign_bytes_on_ledger_ops_are_dead_lettered_and_the_partition_goes_on
     assert ledgers.in_sequence(0, 1)
 
 
-def test_family_binding_is_refused_by_the_streaming_service_until_ledger_groups_land():
+def test_a_binding_goes_to_the_coordinator_which_places_ledger_groups():
     from tests.support import bind
-    dlq, answer = _route(bind("530102195001010011", "530102195001010029", "parent", "2024-11-01", msgid="BIND-1"))
-    assert codec.decode_record("rejected", dlq.value)["reason"].startswith("family binding (acct_bind/acct_unbind)")
-    result = json.loads(answer.value)
-    assert answer.key == b"agency" and result["inf_refmsgid"] == "BIND-1"
-    assert result["err_msg"].startswith("NOT_IN_STREAMING: family binding")
+    [op] = _route(bind("530102195001010011", "530102195001010029", "parent", "2024-11-01", msgid="BIND-1"))
+    assert (op.topic, op.partition) == (topics.LEDGER_OPS, COORDINATOR)
+    assert codec.decode_record("ledger_op", op.value)["kind"] == "coord"
+
+
+def test_a_router_op_delivered_twice_is_taken_once():
+    ledgers = PartitionLedgers(BOOK, 1)
+    ledgers.reset(0)
+    ledgers.apply(0, 0, _route(hospitals()[0], partitions=1)[0].value)
+    ledgers.apply(0, 1, _op(person("P3", balc="100")))
+    buy = _op(settlement([line("30")], psn_no="P3", acct_used_flag="1"))
+    result, _ = ledgers.apply(0, 2, buy)
+    assert json.loads(result.value)["output"]["setlinfo"]["balc"] == 76  # 30 less the pooling's 6
+    assert ledgers.apply(0, 3, buy) == []  # the router redid its batch: same source offset
+    assert ledgers.states[0].ledger.balances["P3"] == Decimal("76.00")

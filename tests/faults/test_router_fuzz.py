@@ -27,7 +27,7 @@ from schemas.avro import message_time
 from schemas.models import EVENT
 from streams import topics
 from streams.codec import content_type
-from streams.routing import Source, route
+from streams.routing import BINDINGS, COORDINATOR, Source, home, route
 from tests.faults.corpus import (
     AVRO,
     CATEGORIES,
@@ -101,7 +101,8 @@ def _check_routed(records, value, ctype: str, src: Source, partitions: int) -> N
     else:
         [r] = records
         psn_no = getattr(event.input, "data", event.input).psn_no
-        assert r.partition is None and r.key == psn_no.encode("utf-8"), (r.partition, r.key, psn_no)
+        where = COORDINATOR if event.infno in BINDINGS else home(psn_no, partitions)  # binds: groups are placed there
+        assert r.partition == where and r.key == psn_no.encode("utf-8"), (r.partition, r.key, psn_no)
     for i, r in enumerate(records):
         op = avro.decode_record("ledger_op", r.value)
         assert op["body"] == value and op["content_type"] == ctype
