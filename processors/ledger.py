@@ -29,6 +29,7 @@ from typing import Any
 from schemas.models import (
     CANCEL_OF,
     AccountBindingEvent,
+    AccountContributionEvent,
     AccountCreditEvent,
     AccountQueryEvent,
     AccumulatorEvent,
@@ -60,7 +61,7 @@ class Movement:
     day: str  # yyyy-MM-dd: the settlement's date (a restore: the cancelled one's), the credited month's first day;
     # "" for a balance set, which has no date of its own
     kind: str  # set (opening balance or a person record stating one), credit, debit, mulaid (drawn for a
-    # family member's settlement), restore (a cancel gave it back)
+    # family member's settlement), restore (a cancel gave it back), contrib (a contribution paid)
     amount: Decimal  # signed: credits and restores add, debits subtract; a set gives the new balance
     ref: str  # setl_id of the debit or of the cancel that restored it, the credited month, or the msgid
     balc: Decimal
@@ -159,6 +160,8 @@ class Ledger:
             return ok(event, self.account(event.input.psn_no))
         if isinstance(event, AccountBindingEvent):
             return self._bind(event) if event.infno == "acct_bind" else self._unbind(event)
+        if isinstance(event, AccountContributionEvent):
+            return self._contribute(event)
         raise TypeError(f"not an event: {type(event).__name__}")
 
     # -- reference data -----------------------------------------------------------------------
@@ -253,6 +256,27 @@ class Ledger:
                 return ok(event, {"psn_no": d.psn_no, "auth_psn_no": d.auth_psn_no, "relation": b.relation,
                                   "begndate": b.begndate.isoformat(), "enddate": d.enddate.isoformat()})
         raise SettlementRefused("NOT_BOUND", "no binding in force between this user and this authorizer")
+
+    def _contribute(self, event: AccountContributionEvent) -> dict:
+        """The account pays an individual contribution, down to 0; the rest is paid otherwise. Only the
+        holder's account pays: a contribution draws on no one else's."""
+        d = event.input
+        person = self._person_of(d.psn_no)
+        policy = self.book.select(person.insuplc_admdvs, d.pay_date)
+        if d.insutype not in policy.account.contribution_insutypes:
+            raise SettlementRefused("NOT_PAYABLE", f"{policy.id} does not let the account pay contributions to "
+                                    f"{d.insutype}; it pays {', '.join(sorted(policy.account.contribution_insutypes))}")
+        if d.relation is not None and d.relation not in policy.account.binding_relations:
+            raise SettlementRefused("RELATION_NOT_PERMITTED", f"{d.relation} is not a relative whose contribution "
+                                    f"{policy.id} lets the account pay ({', '.join(sorted(policy.account.binding_relations))})")
+        paid = min(self.balances[d.psn_no], d.cntr_amt)
+        self.balances[d.psn_no] -= paid
+        self._move(d.psn_no, d.pay_date.isoformat(), "contrib", -paid, event.msgid)
+        # key order as in settle_result.avsc's AckOutput, so the Avro twin reads back the same JSON
+        return ok(event, {"psn_no": d.psn_no, "balc": self.balances[d.psn_no].quantize(FEN), "year": d.year,
+                          "relation": d.relation, "cntr_psn_no": d.cntr_psn_no or d.psn_no, "insutype": d.insutype,
+                          "cntr_amt": d.cntr_amt, "acct_pay": paid.quantize(FEN),
+                          "psn_cash_pay": (d.cntr_amt - paid).quantize(FEN)})
 
     def _move(self, psn_no: str, day: str, kind: str, amount: Decimal, ref: str) -> None:
         if amount or kind == "set":

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.models import FeeCategory, Relation
+from schemas.models import ContributionInsutype, FeeCategory, Relation
 
 from .exceptions import PolicyError, SettlementRefused
 
@@ -277,6 +277,7 @@ class Account(_Frozen):
     not_payable_categories: frozenset[FeeCategory]
     binding_relations: frozenset[Relation]
     authorizer_insured_in: tuple[Annotated[str, Field(pattern=r"^\d{2,6}$")], ...] = Field(min_length=1)
+    contribution_insutypes: frozenset[ContributionInsutype]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Account":

@@ -49,6 +49,7 @@ from .models import (
     EVENT,
     INFNOS,
     AccountBindingEvent,
+    AccountContributionEvent,
     AccountCreditEvent,
     AccountQueryEvent,
     AccumulatorEvent,
@@ -72,6 +73,7 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (PersonEvent, "yibao.PersonData"), (InstitutionEvent, "yibao.InstitutionData"),
         (DiseaseFilingEvent, "yibao.DiseaseFilingData"), (AccumulatorEvent, "yibao.AccumulatorData"),
         (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
+        (AccountContributionEvent, "yibao.AccountContributionData"),
         (AccountQueryEvent, "yibao.AccountQueryData"),
     )
     for infno in model.model_fields["infno"].annotation.__args__

@@ -39,6 +39,10 @@ FeeCategory = Literal["medical", "public_health", "fitness", "wellness", "checku
 Relation = Literal["spouse", "parent", "child", "sibling", "grandparent", "maternal_grandparent", "grandchild",
                    "maternal_grandchild"]
 
+# The insurances whose individual contribution (个人缴费) a personal account may pay (acct_contrib): 390 resident
+# basic insurance, 330 large-amount subsidy (insutype codes); ltc and commercial have no national code.
+ContributionInsutype = Literal["390", "330", "ltc", "commercial"]
+
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -342,6 +346,34 @@ class AccountBindingEvent(Envelope):
         return self
 
 
+class AccountContributionData(Wire):
+    """acct_contrib: `psn_no`'s account pays the individual contribution (个人缴费) `cntr_amt` of
+    `cntr_psn_no` (a relative: `relation` is what they are to the account holder; the holder themself
+    when absent) to the insurance `insutype` for the year `year`, paid on `pay_date`."""
+
+    psn_no: Id
+    cntr_psn_no: Id | None = None
+    relation: Relation | None = None
+    insutype: ContributionInsutype
+    year: Annotated[int, Field(ge=1990, le=2100)]
+    cntr_amt: Annotated[Decimal, Field(gt=0, le=Decimal("9999999999.99"), decimal_places=2)]
+    pay_date: dt.date
+
+    @model_validator(mode="after")
+    def _whose(self) -> "AccountContributionData":
+        other = self.cntr_psn_no is not None and self.cntr_psn_no != self.psn_no
+        if other and self.relation is None:
+            raise ValueError("a relative's contribution needs input.relation (what cntr_psn_no is to psn_no)")
+        if not other and self.relation is not None:
+            raise ValueError("input.relation is for a relative's contribution: give cntr_psn_no too")
+        return self
+
+
+class AccountContributionEvent(Envelope):
+    infno: Literal["acct_contrib"]
+    input: AccountContributionData
+
+
 class AccountQueryData(Wire):
     psn_no: Id
 
@@ -356,7 +388,7 @@ class AccountQueryEvent(Envelope):
 
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-          AccountCreditEvent, AccountBindingEvent, AccountQueryEvent],
+          AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -371,7 +403,7 @@ INFNOS = sorted(
     {
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-                  AccountCreditEvent, AccountBindingEvent, AccountQueryEvent)
+                  AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

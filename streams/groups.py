@@ -7,7 +7,7 @@ one state change, so everyone connected by bindings (a ledger group) lives on on
   group lives elsewhere is forwarded from home, one hop, to the group's partition: one channel, so
   their requests keep their order.
 - Binds and unbinds go to the coordinator (partition 0's second role). It knows every group of two
-  or more and where it lives, and runs one move at a time, the smaller group moving to the larger:
+  or more and where it lives. A bind across two partitions moves the smaller group to the larger:
 
       coordinator --relocate--> each home of the moving persons: forward them to the new place from
                                 now on, and send a marker down the old channel
@@ -17,8 +17,9 @@ one state change, so everyone connected by bindings (a ledger group) lives on on
       new place --done--> coordinator: the next bind
 
   Until its import the new place parks what arrives for a moving person; the old place serves the
-  moving group (its members' payments may still draw on each other) until the last marker. A bind
-  that arrives during a move waits at the coordinator, in order.
+  moving group (its members' payments may still draw on each other) until the last marker. Moves of
+  different groups run at once; a bind or unbind touching a group in a move waits at the coordinator
+  (and so does any later one touching the groups it touches), in order.
 - Every op a partition writes carries (via_partition, via_offset, seq); a copy written again after
   a crash is recognised by that watermark and skipped, as is a router op delivered twice (by its
   source offset). All of this is a function of the partition's log, rebuilt by replaying it.
@@ -74,8 +75,9 @@ class Coordinator:
         self.group: dict[str, str] = {}  # person -> their group's id (a member), for groups of two or more
         self.members: dict[str, list[str]] = {}  # group id -> persons
         self.place: dict[str, int] = {}  # group id -> partition
-        self.moving: dict | None = None  # the move under way
-        self.waiting: list[dict] = []  # binds that arrived during it
+        self.moving: dict[str, tuple[str, str, int]] = {}  # move id -> (surviving group, moving group, to)
+        self.busy: set[str] = set()  # the groups of the moves under way
+        self.waiting: list[tuple[dict, tuple[str, ...]]] = []  # (bind or unbind, its persons), in arrival order
 
     def _of(self, psn_no: str) -> tuple[str, list[str], int]:
         g = self.group.get(psn_no)
@@ -84,19 +86,32 @@ class Coordinator:
         return g, self.members[g], self.place[g]
 
     def submit(self, op: dict, out: Out) -> None:
-        if self.moving is not None:
-            self.waiting.append(op)
-        else:
-            self._start(op, out)
+        event = codec.decode(op["body"], op["content_type"])
+        auth = event.input.auth_psn_no if getattr(event, "infno", None) == "acct_bind" else None
+        self.waiting.append((op, (op["group"], auth) if auth else (op["group"],)))
+        self._drain(out)
 
     def done(self, move: str, out: Out) -> None:
-        if self.moving is None or self.moving["move"] != move:
-            log.error("move %s reported done, but the move under way is %s", move, self.moving)
+        if move not in self.moving:
+            log.error("move %s reported done, but it is not under way (%s are)", move, sorted(self.moving))
             return
-        self._join(self.moving["survivor"], self.moving["loser"], self.moving["to"])
-        self.moving = None
-        while self.waiting and self.moving is None:
-            self._start(self.waiting.pop(0), out)
+        survivor, loser, to = self.moving.pop(move)
+        self.busy -= {survivor, loser}
+        self._join(survivor, loser, to)
+        self._drain(out)
+
+    def _drain(self, out: Out) -> None:
+        """Start, in order, every waiting bind whose groups are in no move, nor behind one that waits."""
+        blocked: set[str] = set()
+        still = []
+        for op, persons in self.waiting:
+            groups = {self._of(p)[0] for p in persons}
+            if groups & (self.busy | blocked):
+                blocked |= groups
+                still.append((op, persons))
+            else:
+                self._start(op, out)
+        self.waiting = still
 
     def _start(self, op: dict, out: Out) -> None:
         event = codec.decode(op["body"], op["content_type"])
@@ -122,7 +137,8 @@ class Coordinator:
         homes: dict[int, list[str]] = {}
         for p in persons:
             homes.setdefault(home(p, self.partitions), []).append(p)
-        self.moving = {"move": move, "survivor": survivor, "loser": loser, "to": to}
+        self.moving[move] = (survivor, loser, to)
+        self.busy |= {survivor, loser}
         for h, ps in sorted(homes.items()):
             out.send(h, op, "relocate", {"move": move, "to": to, "from": frm, "persons": ps})
         out.send(frm, op, "export", {"move": move, "to": to, "persons": persons, "homes": sorted(homes)})

@@ -92,6 +92,14 @@ def unbind(psn_no: str, auth_psn_no: str, enddate: str) -> dict:
             "input": {"psn_no": psn_no, "auth_psn_no": auth_psn_no, "enddate": enddate}}
 
 
+def contrib(psn_no: str, amount: str, *, insutype: str = "390", cntr_psn_no: str | None = None,
+            relation: str | None = None, year: int = 2025, pay_date: str = "2024-12-16", msgid: str | None = None) -> dict:
+    data = {"psn_no": psn_no, "insutype": insutype, "year": year, "cntr_amt": Decimal(amount), "pay_date": pay_date}
+    if cntr_psn_no is not None:
+        data.update(cntr_psn_no=cntr_psn_no, relation=relation)
+    return {"infno": "acct_contrib", "msgid": msgid or f"N{next(_ids)}", "input": data}
+
+
 def filing(disease: str, psn_no: str = PSN, begndate: str = "2024-01-01") -> dict:
     return {"infno": "2503", "msgid": f"F{next(_ids)}",
             "input": {"psn_no": psn_no, "opsp_dise_code": disease, "begndate": begndate}}

@@ -24,7 +24,7 @@ def test_demo_settles_every_line_and_output_is_byte_identical(tmp_path):
     results = [json.loads(l, parse_float=Decimal) for l in first.read_text().splitlines()]
     assert len(results) == len(DEMO.read_text().splitlines())
     assert sum(r["infcode"] == 0 for r in results) == len(results) - 1
-    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 34: input.feedetail[0].det_item_fee_sumamt")
+    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 38: input.feedetail[0].det_item_fee_sumamt")
 
 
 def test_demo_covers_every_benefit(tmp_path):
@@ -60,7 +60,7 @@ def test_explain_masks_personal_numbers(tmp_path):
 
 def test_summary_counts_ok_refused_and_invalid(tmp_path):
     result = _settle(DEMO, "-o", tmp_path / "r.jsonl")
-    assert "34 events: 33 ok, 0 refused, 1 invalid" in result.output
+    assert "38 events: 37 ok, 0 refused, 1 invalid" in result.output
 
 
 def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):
@@ -104,10 +104,16 @@ def test_account_shows_the_balance_and_every_movement_of_the_demo_member():
     shown = runner.invoke(app, ["account", "530102198503200022", str(DEMO), "--json"])
     assert shown.exit_code == 0, shown.output
     view = json.loads(shown.stdout, parse_float=Decimal)
-    assert view["balc"] == Decimal("838.27")
-    assert [m["kind"] for m in view["history"]] == ["set", "debit", "debit", "restore", "credit", "debit"]
+    assert view["balc"] == Decimal("0.00")  # the 900 purchase of 12-18 took 838.27, then 42 from the parent
+    assert [m["kind"] for m in view["history"]] == ["set", "debit", "debit", "restore", "credit", "debit", "debit"]
     assert view["history"][4] == {"day": "2024-12-01", "kind": "credit", "amount": Decimal("117.77"),
                                   "ref": "2024-12", "balc": Decimal("896.27")}
+    assert view["bindings"] == [{"auth_psn_no": "530102195201150011", "relation": "child", "begndate": "2024-11-01"}]
+    parent = json.loads(runner.invoke(app, ["account", "530102195201150011", str(DEMO), "--json"]).stdout,
+                        parse_float=Decimal)
+    assert [(m["kind"], m["amount"], m["balc"]) for m in parent["history"][-3:]] == [
+        ("credit", Decimal("142.00"), Decimal("142.00")), ("contrib", Decimal("-100.00"), Decimal("42.00")),
+        ("mulaid", Decimal("-42.00"), Decimal("0.00"))]
     table = runner.invoke(app, ["account", "530102198503200022", str(DEMO)])
     assert table.exit_code == 0 and "530102198503200022" not in table.stdout and "838.27" in table.stdout
     missing = runner.invoke(app, ["account", "NOBODY", str(DEMO)])

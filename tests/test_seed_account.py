@@ -113,3 +113,68 @@ def test_an_account_query_changes_nothing_and_is_answered_afresh_when_asked_agai
     assert second["output"]["balc"] == Decimal("28.00")  # 10 + 1000 × 1.8%: the same msgid, the current state
     assert run([{"infno": "acct_query", "msgid": "Q-2", "input": {"psn_no": "NOBODY"}}], ledger)[-1][
         "err_msg"].startswith("UNKNOWN_PERSON")
+
+
+# -- contributions (个人缴费) paid from the account: seed 001 七 三是; seed 002 十、1 ②③ and 十、2 (3) --------
+
+GRANDCHILD = "530102201501010055"
+
+
+def _contributed(*events) -> dict:
+    result = run([person(balc="300"), *events])[-1]
+    assert result["infcode"] == 0, result["err_msg"]
+    return result["output"]
+
+
+def test_a_relatives_resident_contribution_is_paid_from_the_account_down_to_0_and_the_rest_otherwise():
+    from tests.support import contrib
+    # 300 in the account, a grandchild's 2025 resident contribution of 380 paid on 2024-12-16 (近亲属, seed 001)
+    out = _contributed(contrib(PSN, "380", cntr_psn_no=GRANDCHILD, relation="grandchild"))
+    assert (out["acct_pay"], out["psn_cash_pay"], out["balc"]) == (Decimal("300.00"), Decimal("80.00"), Decimal("0.00"))
+    assert (out["cntr_psn_no"], out["relation"], out["insutype"], out["year"]) == (GRANDCHILD, "grandchild", "390", 2025)
+
+
+def test_the_holders_own_large_amount_subsidy_contribution_is_paid_and_shown_in_the_history():
+    from processors.ledger import Ledger
+    from tests.support import BOOK, contrib
+    ledger = Ledger(BOOK)
+    run([person(balc="300"), contrib(PSN, "120.50", insutype="330", msgid="N-OWN")], ledger)
+    out = ledger.account(PSN)
+    assert out["balc"] == Decimal("179.50")
+    assert out["history"][-1] == {"day": "2024-12-16", "kind": "contrib", "amount": Decimal("-120.50"), "ref": "N-OWN",
+                                  "balc": Decimal("179.50")}
+
+
+@pytest.mark.parametrize("pay_date, ok", [("2023-06-01", False), ("2024-11-01", True)])
+def test_a_siblings_contribution_is_refused_under_the_2022_rules_and_paid_from_2024_11(pay_date, ok):
+    from tests.support import contrib
+    result = run([person(balc="300"), contrib(PSN, "50", cntr_psn_no=GRANDCHILD, relation="sibling",
+                                              pay_date=pay_date)])[-1]
+    if ok:
+        assert result["output"]["acct_pay"] == Decimal("50.00")
+    else:
+        assert result["err_msg"].startswith("RELATION_NOT_PERMITTED: sibling is not a relative whose contribution "
+                                            "yunnan-provincial-2022 lets the account pay (child, parent, spouse)")
+
+
+def test_a_contribution_resent_is_paid_once():
+    from processors.ledger import Ledger
+    from tests.support import BOOK, contrib
+    ledger = Ledger(BOOK)
+    pay = contrib(PSN, "100", cntr_psn_no=GRANDCHILD, relation="child")
+    first, again = run([person(balc="300"), pay, pay], ledger)[-2:]
+    assert first == again and ledger.balances[PSN] == Decimal("200.00")
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"insutype": "310"}, "input.insutype"),  # the employee's own insurance is not paid from the account this way
+    ({"relation": "child"}, "input.relation is for a relative's contribution"),
+    ({"cntr_psn_no": GRANDCHILD}, "a relative's contribution needs input.relation"),
+    ({"cntr_amt": Decimal("0")}, "input.cntr_amt"),
+])
+def test_a_malformed_contribution_is_invalid_with_its_reason(change, reason):
+    from tests.support import contrib
+    event = contrib(PSN, "100")
+    event["input"].update(change)
+    result = run([person(balc="300"), event])[-1]
+    assert result["err_msg"].startswith("BAD_EVENT") and reason in result["err_msg"], result["err_msg"]
