@@ -1,6 +1,6 @@
 """Streaming benchmark: events/s of yibao end to end on Kafka, beside its peers, on ONE embedded broker.
 
-    python bench/streaming.py [--events N] [--seed S] [--fast-repeat K] [--latency-rate R]
+    python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rate R]
                               [--latency-seconds T] [--py-spy DIR] [--skip NAME ...]
                               [--quix-python PY] [--worker-log-level L] [--worker-env K=V ...]
 
@@ -19,7 +19,10 @@ Measured in one run, on the same embedded broker (Tansu), each pipeline on its o
           insured.commands first (and its results are awaited), then N settlements to
           settle.requests keyed by psn_no with content-type application/json; timed from the first
           settlement produced to the last of their results read on settle.results (matched by
-          inf_refmsgid). Then a paced run at --latency-rate events/s gives request->result latency
+          inf_refmsgid). Then --family family-drawing purchases (users bound to 1-3 authorizers, their
+          bindings sent untimed with the population, so ledger groups have moved and most of these
+          are forwarded from the user's home partition to the group's), timed the same way in the
+          same worker. Then a paced run at --latency-rate events/s gives request->result latency
           per msgid (produce call -> result read), and the worker's RSS is read from /proc.
 
 The paced run also splits each request's latency into hops from record timestamps (request sent ->
@@ -68,7 +71,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.workload import outpatient, population  # noqa: E402
+from bench.workload import family, outpatient, population  # noqa: E402
 from connectors.broker import EmbeddedBroker  # noqa: E402
 from connectors.client import COMMANDS, JSON_HEADERS, REQUESTS, RESULTS, Outgoing, read_events  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -412,7 +415,8 @@ class Bench:
             if proc is not None:
                 Procs.stop(proc)
 
-    async def yibao(self, pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing]) -> tuple[Row, dict]:
+    async def yibao(self, pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
+                    fam_binds: list[Outgoing], fam: list[Outgoing]) -> tuple[Row, dict]:
         args = self.args
         row = Row("yibao settlement end to end", len(timed))
         info: dict = {}
@@ -444,6 +448,12 @@ class Bench:
             await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao population")
             info["population"] = (len(pop_lines), max(seen[m] for m in want) - t)
             info["rss_stages"] = {"population loaded": memory_mib(proc.pid)[0]}
+            if fam_binds:  # family bindings, untimed: they move ledger groups between partitions
+                t = time.perf_counter()
+                await produce_all(p, [(o.topic, o.key, o.value) for o in fam_binds], JSON_HEADERS)
+                want = [o.msgid for o in fam_binds]
+                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family bindings")
+                info["family_binds"] = (len(fam_binds), max(seen[m] for m in want) - t)
             self.say(f"yibao: answered its warm-up after {row.ready_s:.1f}s; population of {len(pop_lines):,} "
                      f"reference events answered in {info['population'][1]:.1f}s; timing {len(timed):,} settlements")
 
@@ -464,6 +474,21 @@ class Bench:
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
                 info["py_spy"] = spy.returncode
+
+            # family drawing, right after the plain run: purchases by users bound to authorizers, most of
+            # them forwarded from their home partition to their group's
+            if fam:
+                fam_row = Row("yibao family drawing end to end", len(fam))
+                fam_window = Window(proc.pid, self.broker.pid)
+                want = [o.msgid for o in fam]
+                fam_window.start()
+                t0 = time.perf_counter()
+                await produce_all(p, [(o.topic, o.key, o.value) for o in fam], JSON_HEADERS)
+                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family payments")
+                t1 = max(seen[m] for m in want)
+                fam_row.timed_s = t1 - t0
+                fam_window.stop(fam_row, t1)
+                info["family"] = fam_row
 
             # latency at a fixed offered rate
             if paced:
@@ -579,7 +604,8 @@ def quix_python(explicit: str | None) -> str | None:
 
 
 async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, workdir: Path,
-              pop_lines: list[Outgoing], settlements: list[Outgoing]) -> None:
+              pop_lines: list[Outgoing], settlements: list[Outgoing], fam_binds: list[Outgoing],
+              fam: list[Outgoing]) -> None:
     bench = Bench(args, console, broker, procs, workdir)
     timed, paced = settlements[:args.events], settlements[args.events:]
     peer_records = [(o.key, o.value) for o in timed]
@@ -602,7 +628,7 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
         else:
             rows["quix"] = await bench.peer("quix-streams pass-through", "quix", fast_records, qpy)
     if "yibao" not in skip:
-        rows["yibao"], info = await bench.yibao(pop_lines, timed, paced)
+        rows["yibao"], info = await bench.yibao(pop_lines, timed, paced, fam_binds, fam)
     report(console, args, rows, info)
 
 
@@ -646,6 +672,12 @@ def report(console: Console, args, rows: dict[str, Row], info: dict) -> None:
             n, s = info["population"]
             console.print(f"yibao: population {n:,} reference events answered in {s:.1f}s (untimed); "
                           f"the bench queued the {rows['yibao'].events:,} timed settlements in {info['produce_s']:.2f}s")
+        fam = info.get("family")
+        if fam is not None:
+            n, s = info["family_binds"]
+            console.print(f"yibao family drawing: [bold]{fam.rate:,.0f}[/bold] payments/s ({fam.events:,} in "
+                          f"{fam.timed_s:.2f}s, worker CPU {fam.cpu:.2f} cores), [bold]{fam.rate / y:.2f}×[/bold] plain "
+                          f"settlement in the same run; its {n:,} bindings (untimed) answered in {s:.1f}s")
         lat = info.get("latency")
         if lat:
             console.print(f"yibao latency at {args.latency_rate:,.0f} events/s offered ({lat['n']:,} settlements, "
@@ -723,6 +755,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=20_000, help="timed settlements for yibao and Faust (default 20000)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--family", type=int, default=5000,
+                    help="timed family-drawing payments after the plain run, same worker (default 5000; 0 skips)")
     ap.add_argument("--people", type=int, default=3000, help="population size (default 3000)")
     ap.add_argument("--fast-repeat", type=int, default=5,
                     help="the raw pipe and quix-streams get the events this many times over, so their timed "
@@ -756,12 +790,15 @@ def main(argv: list[str] | None = None) -> None:
     n_paced = int(args.latency_rate * args.latency_seconds)
     work = outpatient(args.seed, pop, args.events + n_paced)
     path = workdir / "events.jsonl"
-    path.write_bytes(b"".join(line + b"\n" for line in pop.setup + work.lines))
+    fam, fam_setup = family(args.seed, pop, args.family) if args.family else (None, [])
+    path.write_bytes(b"".join(line + b"\n" for line in pop.setup + work.lines + fam_setup + (fam.lines if fam else [])))
     outgoing, bad = read_events(path)
     if bad:
         raise SystemExit(f"workload has lines that cannot be sent: {bad[:3]}")
-    pop_lines = [o for o in outgoing if o.topic == COMMANDS]
-    settlements = [o for o in outgoing if o.topic == REQUESTS]
+    n_pop, n_work, n_binds = len(pop.setup), len(work.lines), len(fam_setup)
+    pop_lines, settlements = outgoing[:n_pop], outgoing[n_pop:n_pop + n_work]
+    fam_binds, fam_lines = outgoing[n_pop + n_work:n_pop + n_work + n_binds], outgoing[n_pop + n_work + n_binds:]
+    assert {o.topic for o in pop_lines + fam_binds} <= {COMMANDS} and {o.topic for o in settlements + fam_lines} <= {REQUESTS}
     t_build = time.perf_counter() - t_build
     import aiokafka
     import faust
@@ -777,7 +814,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         broker.start()
         console.print(f"embedded broker pid {broker.pid} on {broker.bootstrap}; logs in {workdir}")
-        asyncio.run(run(args, console, broker, procs, workdir, pop_lines, settlements))
+        asyncio.run(run(args, console, broker, procs, workdir, pop_lines, settlements, fam_binds, fam_lines))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping what the bench started[/yellow]")
         raise SystemExit(130)
