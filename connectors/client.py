@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streams.topics import COMMANDS, REQUESTS, RESULTS
 
 REFERENCE = ("person", "institution", "2503", "2504", "accumulators")  # what `yibao run --population` sends first
-COMMAND_INFNOS = (*REFERENCE, "acct_credit", "acct_bind", "acct_unbind", "acct_contrib", "acct_query")  # sent to insured.commands
+COMMAND_INFNOS = (*REFERENCE, "acct_credit", "acct_bind", "acct_unbind", "acct_contrib", "acct_query",
+                  "remote_filing", "remote_filing_cancel")  # sent to insured.commands
 JSON_HEADERS = [("content-type", b"application/json")]
 
 

@@ -39,6 +39,7 @@ from schemas.models import (
     InstitutionEvent,
     PersonData,
     PersonEvent,
+    RemoteFilingEvent,
     SettlementRequest,
     psn_no_of,
 )
@@ -51,6 +52,8 @@ from .exceptions import SettlementRefused
 from .ids import settlement_id
 from .money import FEN, ZERO
 from .policy import PolicyBook
+from .remote_care import Filing, decide, filed_place, filing_end
+from . import regions
 from .settlement import MONEY_FIELDS, Registration, settle
 
 
@@ -121,6 +124,7 @@ class Ledger:
         self.history: dict[str, list[Movement]] = {}  # psn_no -> account movements, oldest first
         self.credited: set[tuple[str, str]] = set()  # (psn_no, yyyy-MM) months already credited
         self.bindings: dict[str, list[Binding]] = {}  # user psn_no -> their bindings, oldest first
+        self.filings: dict[str, list[Filing]] = {}  # psn_no -> remote-care filings (异地就医备案), oldest first
 
     def apply(self, event) -> dict:
         """Apply one validated event (a schemas.models Event) and return its result envelope."""
@@ -162,6 +166,8 @@ class Ledger:
             return self._bind(event) if event.infno == "acct_bind" else self._unbind(event)
         if isinstance(event, AccountContributionEvent):
             return self._contribute(event)
+        if isinstance(event, RemoteFilingEvent):
+            return self._remote_filing(event) if event.infno == "remote_filing" else self._remote_unfiling(event)
         raise TypeError(f"not an event: {type(event).__name__}")
 
     # -- reference data -----------------------------------------------------------------------
@@ -278,6 +284,34 @@ class Ledger:
                           "cntr_amt": d.cntr_amt, "acct_pay": paid.quantize(FEN),
                           "psn_cash_pay": (d.cntr_amt - paid).quantize(FEN)})
 
+    def _remote_filing(self, event: RemoteFilingEvent) -> dict:
+        d = event.input
+        person = self._person_of(d.psn_no)
+        policy = self.book.select(person.insuplc_admdvs, d.begndate)
+        if d.filing_type not in policy.remote_care.filing_types:
+            raise SettlementRefused("BAD_FILING", f"{policy.id} has no filing type {d.filing_type}")
+        if not regions.known(d.admdvs):
+            raise SettlementRefused("UNKNOWN_REGION", f"admdvs {d.admdvs} is not a GB/T 2260 region code "
+                                    f"(table of {regions.DATA_AS_OF})")
+        place = filed_place(policy, d.admdvs)
+        if place[:2] == person.insuplc_admdvs[:2] and not policy.remote_care.in_province_filing_required:
+            raise SettlementRefused("NOT_NEEDED", f"{regions.name(place)} is in the insured province: care there needs "
+                                    "no filing (seed 004: 省内异地就医免备案)")
+        filing = Filing(d.filing_type, place, d.begndate, filing_end(policy, d.filing_type, d.begndate, d.enddate))
+        mine = self.filings.setdefault(d.psn_no, [])
+        if filing not in mine:  # the same filing again changes nothing
+            mine.append(filing)
+        return ok(event, _filing_out(d.psn_no, filing))
+
+    def _remote_unfiling(self, event: RemoteFilingEvent) -> dict:
+        d = event.input
+        mine = self.filings.get(d.psn_no, [])
+        for i, f in enumerate(mine):
+            if f.covers(d.admdvs) and f.in_force(d.enddate - dt.timedelta(days=1)) and f.begndate < d.enddate:
+                mine[i] = Filing(f.filing_type, f.admdvs, f.begndate, d.enddate)
+                return ok(event, _filing_out(d.psn_no, mine[i]))
+        raise SettlementRefused("NOT_FILED", f"no remote-care filing for {d.admdvs} is in force before {d.enddate}")
+
     def _move(self, psn_no: str, day: str, kind: str, amount: Decimal, ref: str) -> None:
         if amount or kind == "set":
             self.history.setdefault(psn_no, []).append(
@@ -296,6 +330,8 @@ class Ledger:
         rx_level = data.rx_hosp_lv
         if rx_level is None and data.rx_fixmedins_code in self.institutions:
             rx_level = self.institutions[data.rx_fixmedins_code].hosp_lv
+        treated = req.mdtrtarea_admvs or institution.admdvs
+        remote = decide(policy, person.insuplc_admdvs, treated, data.setl_time.date(), self.filings.get(data.psn_no, []))
         year = data.setl_time.year
         years = self.ytd.setdefault(data.psn_no, {})
         outcome = settle(
@@ -315,6 +351,8 @@ class Ledger:
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
                                             outcome.delta, outcome.acct_pay, outcome.drawn)
         self.by_msgid[data.psn_no, req.msgid] = setl_id
+        if remote is not None:
+            outcome.output["remote"] = remote
         return ok(req, outcome.output, outcome.warn_msg)
 
     def _cancel(self, req: CancelRequest) -> dict:
@@ -447,6 +485,14 @@ class Ledger:
         }
 
 
+def _filing_out(psn_no: str, f: Filing) -> dict:
+    """A filing as its result shows it, keys in settle_result.avsc's AckOutput order."""
+    out = {"psn_no": psn_no, "begndate": f.begndate.isoformat()}
+    if f.enddate is not None:
+        out["enddate"] = f.enddate.isoformat()
+    return {**out, "filing_type": f.filing_type, "admdvs": f.admdvs, "admdvs_name": regions.name(f.admdvs)}
+
+
 def _binding(who: dict, b: Binding) -> dict:
     """A binding as the account view shows it; `enddate` only once it is unbound."""
     out = {**who, "relation": b.relation, "begndate": b.begndate.isoformat()}
@@ -505,6 +551,7 @@ def _unb64(text: str) -> bytes:
 _READERS = {
     Registration: (_same, _same, _day, _day),
     Binding: (_same, _same, _day, _day),
+    Filing: (_same, _same, _day, _day),
     Movement: (_same, _same, Decimal, _same, Decimal),
     Settled: (_same, _same, _same, _same, _same, _amounts, Decimal,
               lambda drawn: tuple((psn_no, Decimal(amount)) for psn_no, amount in drawn), _same),
@@ -518,6 +565,7 @@ _OWN: dict[str, tuple[Callable, Callable]] = {  # attributes keyed by psn_no: (t
             lambda doc: {year: Accumulators(**_amounts(acc)) for year, acc in doc}),  # JSON keys are text
     "history": _rows(Movement),
     "bindings": _rows(Binding),
+    "filings": _rows(Filing),
 }
 _OWNED: dict[str, tuple[Callable, Callable, bool]] = {  # (to JSON, from JSON, keyed by (psn_no, msgid))
     "settlements": (_row, lambda row: _read(Settled, row), False),  # keyed by setl_id, owned by Settled.psn_no

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.models import ContributionInsutype, FeeCategory, Relation
+from schemas.models import ContributionInsutype, FeeCategory, FilingType, Relation
 
 from .exceptions import PolicyError, SettlementRefused
 
@@ -292,6 +292,15 @@ class Account(_Frozen):
         return self
 
 
+class RemoteCare(_Frozen):
+    in_province_filing_required: bool
+    cross_province_filing_required: bool
+    filing_types: frozenset[FilingType]
+    temporary_filing_months: int = Field(gt=0, le=24)
+    province_level_filing: frozenset[Annotated[str, Field(pattern=r"^\d{2}$")]]
+    temporary_ratio_reduction: None = None  # the seeds give no figure; applying one is not built
+
+
 class Policy(_Frozen):
     """Every number one rule set applies, validated. Field names are the parameter file stems."""
 
@@ -312,6 +321,7 @@ class Policy(_Frozen):
     maternity: Maternity
     assistance: Assistance
     account: Account
+    remote_care: RemoteCare
 
     def chronic_disease(self, code_or_name: str) -> Disease | None:
         return _find(self.chronic.diseases, code_or_name)

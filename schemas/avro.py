@@ -57,6 +57,7 @@ from .models import (
     DiseaseFilingEvent,
     InstitutionEvent,
     PersonEvent,
+    RemoteFilingEvent,
     SettlementRequest,
 )
 from .serde import BadEvent, encode, explain
@@ -73,7 +74,7 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (PersonEvent, "yibao.PersonData"), (InstitutionEvent, "yibao.InstitutionData"),
         (DiseaseFilingEvent, "yibao.DiseaseFilingData"), (AccumulatorEvent, "yibao.AccumulatorData"),
         (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
-        (AccountContributionEvent, "yibao.AccountContributionData"),
+        (AccountContributionEvent, "yibao.AccountContributionData"), (RemoteFilingEvent, "yibao.RemoteFilingData"),
         (AccountQueryEvent, "yibao.AccountQueryData"),
     )
     for infno in model.model_fields["infno"].annotation.__args__

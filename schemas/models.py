@@ -302,6 +302,40 @@ class AccumulatorEvent(Envelope):
     input: AccumulatorData
 
 
+FilingType = Literal["resettled_retiree", "long_term_resident", "posted_worker", "referral", "temporary"]
+
+
+class RemoteFilingData(Wire):
+    """A remote-care filing (异地就医备案): `psn_no` may be settled directly in `admdvs` (a prefecture,
+    or a province where filings name the province) from `begndate`; `enddate` (exclusive) ends it.
+    remote_filing_cancel ends the filing in force for `admdvs` from `enddate`."""
+
+    psn_no: Id
+    filing_type: FilingType | None = None
+    admdvs: Admdvs
+    begndate: dt.date | None = None
+    enddate: dt.date | None = None
+
+
+class RemoteFilingEvent(Envelope):
+    """remote_filing: a filing (needs filing_type and begndate); remote_filing_cancel: end it (needs enddate).
+    The national platform's infno for remote-care filing is unconfirmed (NHSA.md): these are yibao's."""
+
+    infno: Literal["remote_filing", "remote_filing_cancel"]
+    input: RemoteFilingData
+
+    @model_validator(mode="after")
+    def _fields(self) -> "RemoteFilingEvent":
+        d = self.input
+        if self.infno == "remote_filing" and (d.filing_type is None or d.begndate is None):
+            raise ValueError("remote_filing needs input.filing_type and input.begndate")
+        if self.infno == "remote_filing_cancel" and d.enddate is None:
+            raise ValueError("remote_filing_cancel needs input.enddate")
+        if d.begndate and d.enddate and d.enddate <= d.begndate:
+            raise ValueError("input.enddate must be after input.begndate")
+        return self
+
+
 class AccountCreditData(Wire):
     """The monthly credit (划入) to a person's account, for `month` (yyyy-MM). An active member's
     credit is a share of `contrib_base`, the month's contribution base (缴费基数), taken as sent: the
@@ -388,7 +422,7 @@ class AccountQueryEvent(Envelope):
 
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-          AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent],
+          AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent, RemoteFilingEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -403,7 +437,8 @@ INFNOS = sorted(
     {
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-                  AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent)
+                  AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent,
+                  RemoteFilingEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

@@ -1,7 +1,8 @@
 """The router and ledger agents: batches in, records out, one await per batch for the produce acks.
 
-Router: `settle.requests` + `insured.commands` -> validate -> `ledger.ops` keyed by ledger group (or
-`settle.rejected`). Ledger: `ledger.ops` -> `PartitionLedgers` -> `settle.results`, `clearing.entries`.
+Router: `settle.requests` + `insured.commands` -> validate -> `ledger.ops` at the person's home partition
+(or `settle.rejected`). Ledger: `ledger.ops` -> `PartitionLedgers` -> `settle.results`, `clearing.entries`,
+and `ledger.ops` again for requests forwarded to a ledger group's partition and the steps of its moves.
 A batch is acknowledged (and its offsets become committable) only after every record it produced
 is acknowledged by the broker: nothing is lost on a crash, and what is redone re-produces the same
 bytes (the ledger is deterministic and remembers answered msgids).

@@ -1,8 +1,9 @@
 """Topic names, partition counts and configs: declared once here, created and checked at start-up.
 
 Keys: `settle.requests` and `insured.commands` by `psn_no` (institutions by `fixmedins_code`), so one
-person's events keep their order; `ledger.ops` by ledger group (today a person is their own group);
-`settle.results` by `fixmedins_code`, for the billing system that sent the request.
+person's events keep their order; `ledger.ops` by person, written to their home partition (binds to
+partition 0, and ledger-group moves between partitions: streams/groups.py); `settle.results` by
+`fixmedins_code`, for the billing system that sent the request.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def test_demo_settles_every_line_and_output_is_byte_identical(tmp_path):
     results = [json.loads(l, parse_float=Decimal) for l in first.read_text().splitlines()]
     assert len(results) == len(DEMO.read_text().splitlines())
     assert sum(r["infcode"] == 0 for r in results) == len(results) - 1
-    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 38: input.feedetail[0].det_item_fee_sumamt")
+    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 41: input.feedetail[0].det_item_fee_sumamt")
 
 
 def test_demo_covers_every_benefit(tmp_path):
@@ -60,7 +60,7 @@ def test_explain_masks_personal_numbers(tmp_path):
 
 def test_summary_counts_ok_refused_and_invalid(tmp_path):
     result = _settle(DEMO, "-o", tmp_path / "r.jsonl")
-    assert "38 events: 37 ok, 0 refused, 1 invalid" in result.output
+    assert "41 events: 40 ok, 0 refused, 1 invalid" in result.output
 
 
 def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):

@@ -1,0 +1,102 @@
+"""Remote care (异地就医): where a settlement happens relative to where the person is insured, whether
+it needs a filing (备案) in force, and what the result says about it.
+
+Seed 004 (Lincang notice, the provincial rule for Yunnan-insured people): care in another prefecture
+of the province needs no filing (省内异地就医免备案); care in another province is settled directly only
+with a filing, which names a prefecture (a province for 北京、天津、上海、重庆、海南、西藏、新疆兵团) and
+any open designated institution there (对具体定点医疗机构无限制); a temporary filing is valid for 3
+months; a self-referred temporary trip is paid at a reduced ratio the seeds give no figure for.
+The numbers are policy data (`remote_care.yaml`); the money still follows the insured place's
+rules (就医地目录、参保地政策): this module only decides whether, and says how.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from . import regions
+from .exceptions import SettlementRefused
+from .policy import Policy
+
+LONG_TERM = ("resettled_retiree", "long_term_resident", "posted_worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    filing_type: str
+    admdvs: str  # a prefecture (xxxx00) or, where filings name the province, a province (xx0000)
+    begndate: dt.date
+    enddate: dt.date | None = None  # exclusive: not in force from this day
+
+    def in_force(self, day: dt.date) -> bool:
+        return self.begndate <= day and (self.enddate is None or day < self.enddate)
+
+    def covers(self, treated: str) -> bool:
+        return treated.startswith(regions.prefecture(self.admdvs))
+
+
+def filed_place(policy: Policy, admdvs: str) -> str:
+    """The place a filing names: the prefecture of `admdvs`, or its province where filings stop there."""
+    if regions.province(admdvs) in policy.remote_care.province_level_filing:
+        return admdvs[:2] + "0000"
+    return admdvs[:4] + "00"
+
+
+def filing_end(policy: Policy, filing_type: str, begndate: dt.date, enddate: dt.date | None) -> dt.date | None:
+    """A temporary filing ends `temporary_filing_months` after it starts (or earlier, if asked)."""
+    if filing_type != "temporary":
+        return enddate
+    months = begndate.month - 1 + policy.remote_care.temporary_filing_months
+    year, month = begndate.year + months // 12, months % 12 + 1
+    day = min(begndate.day, _days_in(year, month))
+    limit = dt.date(year, month, day)
+    return limit if enddate is None else min(enddate, limit)
+
+
+def _days_in(year: int, month: int) -> int:
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return (following - dt.timedelta(days=1)).day
+
+
+def scope(insured: str, treated: str) -> str:
+    if treated.startswith(regions.prefecture(insured)):
+        return "local"
+    return "in_province" if regions.province(treated) == regions.province(insured) else "cross_province"
+
+
+def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: list[Filing]) -> dict | None:
+    """The remote-care block of a settlement's result (None for local care), or SettlementRefused
+    (NOT_FILED, with the remedy) when the care needs a filing and none is in force."""
+    where = scope(insured, treated)
+    if where == "local":
+        return None
+    if not regions.known(treated):
+        raise SettlementRefused("UNKNOWN_REGION", f"mdtrtarea_admvs {treated} is not a GB/T 2260 region code "
+                                f"(table of {regions.DATA_AS_OF})")
+    rules = policy.remote_care
+    required = rules.in_province_filing_required if where == "in_province" else rules.cross_province_filing_required
+    filing = next((f for f in reversed(filings) if f.in_force(day) and f.covers(treated)), None)
+    if required and filing is None:
+        place = filed_place(policy, treated)
+        raise SettlementRefused(
+            "NOT_FILED",
+            f"care in {regions.name(treated)} ({treated}) is cross-province for a person insured in "
+            f"{regions.name(insured)} ({insured}): direct settlement needs a remote-care filing (异地就医备案) for "
+            f"{regions.name(place)} ({place}) in force on {day.isoformat()}, and there is none. Remedy: pay the bill "
+            f"in full and claim manual reimbursement (零星报销) at the insured place, or file (a temporary filing "
+            f"is valid {rules.temporary_filing_months} months) and settle again")
+    block = {"scope": where, "mdtrtarea_admvs": treated, "mdtrtarea_name": regions.name(treated),
+             "insuplc_admdvs": insured, "insuplc_name": regions.name(insured), "filing_required": required}
+    if filing is not None:
+        block.update(filing_type=filing.filing_type, filing_admdvs=filing.admdvs,
+                     filing_begndate=filing.begndate.isoformat(),
+                     filing_enddate=filing.enddate and filing.enddate.isoformat())
+    temporary = filing.filing_type == "temporary" if filing is not None else where == "in_province"
+    if not temporary:
+        block.update(ratio_effect="normal", note="a filed long-term stay or referral is paid at the insured place's "
+                                                 "normal ratios (seed 004: 不降低报销比例)")
+    else:
+        block.update(ratio_effect="not_given", note=(
+            "a self-referred temporary trip (临时外出) is paid at a reduced ratio (seed 004: 按照参保地政策要降低报销比例), "
+            "which the policy data does not give: the normal ratios applied"))
+    return {k: v for k, v in block.items() if v is not None}  # absent, not null: as its Avro twin reads back
