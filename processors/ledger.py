@@ -52,7 +52,7 @@ from .exceptions import SettlementRefused
 from .ids import settlement_id
 from .money import FEN, ZERO
 from .policy import PolicyBook
-from .remote_care import Filing, decide, filed_place, filing_end
+from .remote_care import Filing, check_outpatient_disease, decide, filed_place, filing_end
 from . import regions
 from .settlement import MONEY_FIELDS, Registration, settle
 
@@ -332,6 +332,9 @@ class Ledger:
             rx_level = self.institutions[data.rx_fixmedins_code].hosp_lv
         treated = req.mdtrtarea_admvs or institution.admdvs
         remote = decide(policy, person.insuplc_admdvs, treated, data.setl_time.date(), self.filings.get(data.psn_no, []))
+        if remote and remote["scope"] == "cross_province" and policy.med_types.get(data.med_type) == "chronic_special_outpatient":
+            registered = {r.code for r in self.registrations.get(data.psn_no, {}).values() if r.active_on(data.setl_time.date())}
+            check_outpatient_disease(policy, data.dise_codg, registered, data.setl_time.date())
         year = data.setl_time.year
         years = self.ytd.setdefault(data.psn_no, {})
         outcome = settle(

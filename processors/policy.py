@@ -299,6 +299,7 @@ class RemoteCare(_Frozen):
     temporary_filing_months: int = Field(gt=0, le=24)
     province_level_filing: frozenset[Annotated[str, Field(pattern=r"^\d{2}$")]]
     temporary_ratio_reduction: None = None  # the seeds give no figure; applying one is not built
+    cross_province_outpatient_diseases: frozenset[str]
 
 
 class Policy(_Frozen):
@@ -322,6 +323,15 @@ class Policy(_Frozen):
     assistance: Assistance
     account: Account
     remote_care: RemoteCare
+
+    @model_validator(mode="after")
+    def _known_diseases(self) -> "Policy":
+        unknown = sorted(c for c in self.remote_care.cross_province_outpatient_diseases
+                         if not (self.chronic_disease(c) or self.special_disease(c)))
+        if unknown:
+            raise ValueError(f"remote_care.cross_province_outpatient_diseases: {', '.join(unknown)} is no chronic or "
+                             "special disease code of this rule set")
+        return self
 
     def chronic_disease(self, code_or_name: str) -> Disease | None:
         return _find(self.chronic.diseases, code_or_name)

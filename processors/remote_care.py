@@ -100,3 +100,20 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
             "a self-referred temporary trip (临时外出) is paid at a reduced ratio (seed 004: 按照参保地政策要降低报销比例), "
             "which the policy data does not give: the normal ratios applied"))
     return {k: v for k, v in block.items() if v is not None}  # absent, not null: as its Avro twin reads back
+
+
+def check_outpatient_disease(policy: Policy, dise_codg: str | None, registered: set[str], day: dt.date) -> None:
+    """Outpatient chronic/special care in another province is settled directly only for a disease the
+    insured place lists (`cross_province_outpatient_diseases`) and the person has registered (2503) on
+    the day (seed 000 三、3: 办理了……门诊慢特病待遇备案登记后，先办理跨省异地就医备案); otherwise SettlementRefused."""
+    listed = sorted(policy.remote_care.cross_province_outpatient_diseases)
+    names = ", ".join(f"{c} {(policy.chronic_disease(c) or policy.special_disease(c)).name}" for c in listed)
+    remedy = "Remedy: pay the bill in full and claim manual reimbursement (零星报销) at the insured place"
+    disease = (policy.chronic_disease(dise_codg) or policy.special_disease(dise_codg)) if dise_codg else None
+    if disease is None or disease.code not in listed:
+        what = f"{disease.code} {disease.name}" if disease else f"dise_codg {dise_codg or '(absent)'}"
+        raise SettlementRefused("NOT_CROSS_PROVINCE_DISEASE", f"{what}: not a disease {policy.id} settles directly in "
+                                f"another province; it settles {names}. {remedy}")
+    if disease.code not in registered:
+        raise SettlementRefused("NOT_REGISTERED", f"{disease.code} {disease.name} is not registered (2503) on "
+                                f"{day.isoformat()}: settling it in another province needs the registration. {remedy}")

@@ -106,3 +106,39 @@ def test_the_same_filing_again_changes_nothing_and_a_wrong_one_is_invalid():
     bad = filing(TAIYUAN)
     del bad["input"]["filing_type"]
     assert run([bad])[-1]["err_msg"].startswith("BAD_EVENT") and "needs input.filing_type" in run([bad])[-1]["err_msg"]
+
+
+# -- outpatient chronic/special diseases across provinces: seed 004 lists five (seed 000 announces five, lists four)
+
+
+def _chronic_visit(code: str, day: str = "2025-02-01") -> dict:
+    return settlement([line("1000")], med_type="14", fixmedins_code="H14010500001", day=day, dise_codg=code)
+
+
+@pytest.mark.parametrize("disease, registered, outcome", [
+    ("MXB16", True, "ok"),  # 糖尿病: on the list and registered
+    ("TSB02", True, "ok"),  # 慢性肾功能衰竭 (透析): the fifth disease, from seed 004
+    ("MXB16", False, "NOT_REGISTERED"),  # listed but not registered: no general-outpatient fallback across provinces
+    ("MXB01", True, "NOT_CROSS_PROVINCE_DISEASE"),  # 冠心病: a Yunnan chronic disease, not settled across provinces
+])
+def test_outpatient_chronic_care_in_another_province_only_for_listed_registered_diseases(disease, registered, outcome):
+    from tests.support import filing as disease_filing
+    events = SETUP + [filing(TAIYUAN, "long_term_resident", "2024-12-01")]
+    if registered:
+        events.append(disease_filing(disease))
+    result = run(events + [_chronic_visit(disease)])[-1]
+    if outcome == "ok":
+        assert result["infcode"] == 0, result["err_msg"]
+        assert result["output"]["remote"]["scope"] == "cross_province"
+        assert setlinfo(result)["benefit"] in ("chronic_outpatient", "special_outpatient")
+    else:
+        assert result["err_msg"].startswith(outcome), result["err_msg"]
+        assert "claim manual reimbursement (零星报销)" in result["err_msg"]
+
+
+def test_the_same_chronic_visit_in_the_insured_province_needs_neither_list_nor_filing():
+    from tests.support import filing as disease_filing
+    visit_lincang = settlement([line("1000")], med_type="14", fixmedins_code="H53090200001", day="2025-02-01",
+                               dise_codg="MXB01")
+    result = run(SETUP + [disease_filing("MXB01"), visit_lincang])[-1]
+    assert result["infcode"] == 0 and result["output"]["remote"]["scope"] == "in_province"
