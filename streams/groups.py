@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from processors.ledger import Ledger
 from processors.policy import PolicyBook
+from schemas.models import AccountBindingEvent
 from schemas.privacy import mask_id
 
 from . import answers, codec, topics
@@ -86,8 +87,7 @@ class Coordinator:
         return g, self.members[g], self.place[g]
 
     def submit(self, op: dict, out: Out) -> None:
-        event = codec.decode(op["body"], op["content_type"])
-        auth = event.input.auth_psn_no if getattr(event, "infno", None) == "acct_bind" else None
+        auth = _authorizer(op)
         self.waiting.append((op, (op["group"], auth) if auth else (op["group"],)))
         self._drain(out)
 
@@ -114,12 +114,12 @@ class Coordinator:
         self.waiting = still
 
     def _start(self, op: dict, out: Out) -> None:
-        event = codec.decode(op["body"], op["content_type"])
+        auth = _authorizer(op)
         g_u, m_u, at_u = self._of(op["group"])
-        if getattr(event, "infno", None) != "acct_bind":  # an unbind (or what the ledger will refuse) goes where the user lives
+        if auth is None:  # an unbind (or what the ledger will refuse) goes where the user lives
             out.send(at_u, dict(op, kind="event"))
             return
-        g_a, m_a, at_a = self._of(event.input.auth_psn_no)
+        g_a, m_a, at_a = self._of(auth)
         if g_u == g_a:
             out.send(at_u, dict(op, kind="event"))
             return
@@ -152,6 +152,13 @@ class Coordinator:
         self.place[survivor] = at
         for p in members:
             self.group[p] = survivor
+
+
+def _authorizer(op: dict) -> str | None:
+    """The authorizer a bind names; None for an unbind, or for bytes that no longer validate (a changed
+    schema: the ledger then answers BAD_EVENT where the user lives)."""
+    event = codec.decode(op["body"], op["content_type"])
+    return event.input.auth_psn_no if isinstance(event, AccountBindingEvent) and event.infno == "acct_bind" else None
 
 
 @dataclass(slots=True)

@@ -369,3 +369,20 @@ def test_moves_of_different_groups_run_at_once():
         check(net, setup, ops)
         peaks.append(net.peak)
     assert max(peaks) >= 2, peaks
+
+
+def test_a_bind_whose_bytes_no_longer_validate_is_answered_where_the_user_lives_not_crashed_on():
+    """The router validated it, so only a changed schema gets here: the coordinator must not fail on it."""
+    net = Net(2, random.Random(3))
+    user = "530102198001010001"
+    for ev in hospitals() + [person(user)]:
+        net.send(ev)
+    net.run()
+    op = codec.decode_record("ledger_op", route(encode(bind(user, "530102198001010002", "spouse", "2024-10-01",
+                                                             msgid="B-X")), user.encode(), {}, Source(topics.COMMANDS, 0, 99, 0),
+                                                2, 1_000_000)[0].value)
+    op["body"] = op["body"].replace(b'"relation":"spouse"', b'"relation":"cousin"')  # no longer a valid bind
+    net.logs[0].append(codec.encode_record("ledger_op", op))
+    net.run()
+    last = json.loads(net.results[-1])
+    assert last["inf_refmsgid"] == "B-X" and last["err_msg"].startswith("BAD_EVENT")
