@@ -167,6 +167,67 @@ def _ask_account(psn_no: str, bootstrap: Optional[str], timeout: float) -> dict:
     return result["output"]
 
 
+clearing_app = typer.Typer(no_args_is_help=True, help="period clearing: per clearing pair and institution")
+app.add_typer(clearing_app, name="clearing")
+
+
+@clearing_app.command("report")
+def clearing_report(
+    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file of events to settle offline"),
+    period: str = typer.Option(..., "--period", help="the month to report, yyyy-MM (by settlement date)"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the rows to this CSV file"),
+    policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
+) -> None:
+    """Settle EVENTS offline, then sum the PERIOD's settlements and cancels per clearing pair
+    (treatment prefecture → insured prefecture) and institution; print the table, write the CSV."""
+    import csv
+    import re
+
+    from processors.clearing import SUMS, entry, statement
+    from processors.regions import name
+    from schemas.models import CancelRequest, SettlementRequest
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        typer.echo(f"--period {period!r}: give a month as yyyy-MM", err=True)
+        raise typer.Exit(2)
+    ledger = Ledger(_book(policies))
+    places: dict[str, tuple[str, str]] = {}  # setl_id -> (treated, insured)
+    entries = []
+    try:
+        with events.open("rb") as f:
+            for item in settle_lines(f, ledger):
+                info = (item.result.get("output") or {}).get("setlinfo") if item.result["infcode"] == 0 else None
+                if info is None or info["setl_id"] in places:
+                    continue  # refused, not a settlement, or a re-send answered from memory
+                if isinstance(item.event, SettlementRequest):
+                    treated = item.event.mdtrtarea_admvs or ledger.institutions[item.event.fixmedins_code].admdvs
+                    place = (treated, ledger.persons[info["psn_no"]].insuplc_admdvs)
+                elif isinstance(item.event, CancelRequest):
+                    place = places[info["init_setl_id"]]
+                else:
+                    continue
+                places[info["setl_id"]] = place
+                entries.append(entry(info, *place))
+    except LedgerFailure as e:
+        typer.echo(f"stopped: {e}", err=True)
+        raise typer.Exit(3) from None
+    rows = statement(entries, period)
+    table = Table(title=f"clearing {period} · {len(rows)} rows", title_justify="left")
+    for col in ("treatment place", "insured place", "institution", "settled", "cancelled", *SUMS):
+        table.add_column(col, justify="left" if col in ("treatment place", "insured place", "institution") else "right")
+    for r in rows:
+        table.add_row(f"{r['mdtrtarea_admvs']} {name(r['mdtrtarea_admvs']) or ''}",
+                      f"{r['insuplc_admdvs']} {name(r['insuplc_admdvs']) or ''}", r["fixmedins_code"],
+                      str(r["settlements"]), str(r["cancels"]), *(str(r[k]) for k in SUMS))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 220).print(table)
+    if csv_path is not None:
+        with csv_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["setlym"])
+            writer.writeheader()
+            writer.writerows(rows)
+        typer.echo(f"{len(rows)} rows written to {csv_path}")
+
+
 @app.command()
 def policies(
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
