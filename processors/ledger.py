@@ -307,7 +307,7 @@ class Ledger:
         d = event.input
         mine = self.filings.get(d.psn_no, [])
         for i, f in enumerate(mine):
-            if f.covers(d.admdvs) and f.in_force(d.enddate - dt.timedelta(days=1)) and f.begndate < d.enddate:
+            if f.covers(d.admdvs) and f.in_force(d.enddate - dt.timedelta(days=1)):
                 mine[i] = Filing(f.filing_type, f.admdvs, f.begndate, d.enddate)
                 return ok(event, _filing_out(d.psn_no, mine[i]))
         raise SettlementRefused("NOT_FILED", f"no remote-care filing for {d.admdvs} is in force before {d.enddate}")

@@ -18,9 +18,6 @@ from . import regions
 from .exceptions import SettlementRefused
 from .policy import Policy
 
-LONG_TERM = ("resettled_retiree", "long_term_resident", "posted_worker")
-
-
 @dataclass(frozen=True, slots=True)
 class Filing:
     filing_type: str

@@ -164,3 +164,12 @@ def test_a_router_op_delivered_twice_is_taken_once():
     assert json.loads(result.value)["output"]["setlinfo"]["balc"] == 76  # 30 less the pooling's 6
     assert ledgers.apply(0, 3, buy) == []  # the router redid its batch: same source offset
     assert ledgers.states[0].ledger.balances["P3"] == Decimal("76.00")
+
+
+def test_an_op_of_an_unknown_kind_is_dead_lettered_and_the_partition_goes_on():
+    ledgers = PartitionLedgers(BOOK, 1)
+    ledgers.reset(0)
+    op = codec.decode_record("ledger_op", _op(person("P9")))
+    [dlq] = ledgers.apply(0, 0, codec.encode_record("ledger_op", dict(op, kind="teleport")))
+    assert codec.decode_record("rejected", dlq.value)["reason"] == "ledger_op kind 'teleport' is unknown"
+    assert ledgers.apply(0, 1, _op(person("P9")))  # the next op is taken as usual

@@ -46,8 +46,9 @@ def test_in_province_care_elsewhere_needs_no_filing_and_says_a_temporary_trip_wo
     assert remote["mdtrtarea_name"] == "云南省临沧市临翔区" and remote["insuplc_name"] == "云南省昆明市"
     assert "remote" not in local["output"]
     # policy here: the same money as at home (500: 20 deductible, 5 先行自付, (500-20-5)×60% = 285 in 2025)
-    money = ("medfee_sumamt", "hifp_pay", "acct_pay", "psn_cash_pay")
-    assert [setlinfo(lincang)[k] for k in money] == [setlinfo(local)[k] for k in money]
+    money = ("medfee_sumamt", "act_pay_dedc", "preselfpay_amt", "hifp_pay", "acct_pay", "psn_cash_pay")
+    assert [setlinfo(lincang)[k] for k in money] == [Decimal(v) for v in ("500", "20", "5", "285", "0", "215")]
+    assert [setlinfo(local)[k] for k in money] == [setlinfo(lincang)[k] for k in money]
 
 
 def test_cross_province_care_without_a_filing_is_refused_with_the_remedy():
@@ -71,6 +72,8 @@ def test_a_temporary_filing_holds_from_its_first_day_for_3_months(day, filed):
         remote = result["output"]["remote"]
         assert (remote["scope"], remote["filing_type"], remote["filing_admdvs"]) == ("cross_province", "temporary", "140100")
         assert remote["ratio_effect"] == "not_given" and "降低报销比例" in remote["note"]
+        # 就医地目录 not built yet: the insured place's rules and catalogue, level 1 (Taiyuan's hospital): 285 as at home
+        assert (setlinfo(result)["hifp_pay"], setlinfo(result)["psn_cash_pay"]) == (Decimal("285.00"), Decimal("215.00"))
     else:
         assert result["err_msg"].startswith("NOT_FILED")
 
