@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from processors.clearing import Clearing, answer, booked
 from processors.ledger import Ledger, error
+from schemas.models import CLEARING_EVENTS
 from schemas.serde import BadEvent, decode_event, safe_text
 
 
@@ -29,8 +31,11 @@ class LedgerFailure(RuntimeError):
         self.lineno = lineno
 
 
-def settle_lines(lines: Iterable[bytes | str], ledger: Ledger) -> Iterator[Settled]:
-    """One result per non-blank line, in order. Raises LedgerFailure when the ledger itself fails."""
+def settle_lines(lines: Iterable[bytes | str], ledger: Ledger, clearing: Clearing | None = None) -> Iterator[Settled]:
+    """One result per non-blank line, in order. Raises LedgerFailure when the ledger itself fails.
+    Each settlement and cancel is booked in `clearing`, which answers the clearing events (a month's
+    close, 3201 reconciliation) in file order."""
+    clearing = clearing if clearing is not None else Clearing()
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -42,7 +47,13 @@ def settle_lines(lines: Iterable[bytes | str], ledger: Ledger) -> Iterator[Settl
             yield Settled(lineno, None, error(event.infno, event.msgid, "BAD_EVENT", f"line {lineno}: {event.reason}"))
             continue
         try:
-            result = ledger.apply(event)
+            if isinstance(event, CLEARING_EVENTS):
+                result, _ = answer(clearing, event)
+            else:
+                result = ledger.apply(event)
+                entry = booked(result, ledger.places)
+                if entry is not None:
+                    clearing.add(entry)
         except Exception as e:
             raise LedgerFailure(lineno, e) from e
         yield Settled(lineno, event, result)

@@ -5,7 +5,9 @@ Seed 002 二、1-4: the policy range excludes 丙类 items (全自费), the part
 a consumable used with a service the insurance does not pay is not paid either (耗材随项目).
 A line whose `fee_ctgy` is one the personal account may not pay (seed 002 十、1: 公共卫生, 体育健身,
 养生保健, 健康体检) is outside the fund's range too (基金不予支付): 全自费, and its amount is kept
-apart so that the account does not pay it either.
+apart so that the account does not pay it either. The 先行自付 shares are the treatment place's
+(就医地目录: seed 003 温馨提示 1, 执行就医地规定的支付范围); the class of each line (`chrgitm_lv`) is
+the treatment place's catalogue answer the institution sends.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from decimal import Decimal
 
 from schemas.models import FeeDetail
 
+from .exceptions import SettlementRefused
 from .money import ZERO, fen, num, pct
 from .policy import Catalog
 
@@ -32,7 +35,15 @@ class BillTotals:
     not_acct_payable: Decimal  # lines of a category the account may not pay (within fulamt_ownpay_amt)
 
 
-def _preselfpay_rate(line: FeeDetail, catalog: Catalog) -> tuple[Decimal, str]:
+def _preselfpay_rate(line: FeeDetail, catalog: Catalog | None) -> tuple[Decimal, str]:
+    if catalog is None:  # the treatment place's catalogue is not held: its answer on the line decides
+        if line.chrgitm_lv == "01" and line.nego_drug_flag != "1":
+            return ZERO, ""
+        if line.selfpay_prop is None:
+            raise SettlementRefused("NO_CATALOGUE", f"{_what(line)}: yibao holds no catalogue data for the treatment "
+                                    "place (就医地目录); send the line's selfpay_prop, its 先行自付 share in that "
+                                    "place's catalogue (the national 2204 answer)")
+        return line.selfpay_prop, "catalog.treatment_place_selfpay_prop"
     if line.nego_drug_flag == "1":
         return catalog.negotiated_drug_preselfpay, "catalog.negotiated_drug_preselfpay"
     if line.chrgitm_lv == "01":
@@ -48,9 +59,10 @@ def _what(line: FeeDetail) -> str:
     return f"line {line.feedetl_sn} {_LV_NAME[line.chrgitm_lv]}{_TYPE_NAME[line.list_type]}"
 
 
-def split_bill(lines: list[FeeDetail], catalog: Catalog, not_payable: frozenset[str], steps: list) -> BillTotals:
+def split_bill(lines: list[FeeDetail], catalog: Catalog | None, not_payable: frozenset[str], steps: list) -> BillTotals:
     """Split every line into the policy-range parts and total them; append a derivation step for
-    each line that is not wholly in scope."""
+    each line that is not wholly in scope. `catalog`: the treatment place's (就医地目录); None where
+    yibao holds none, and then each 乙类 or negotiated line must carry its `selfpay_prop`."""
     unpaid_services = {
         f.feedetl_sn for f in lines if f.list_type == "service" and f.chrgitm_lv == "03"
     }

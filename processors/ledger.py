@@ -49,10 +49,11 @@ from .account import monthly_credit
 from .accumulators import EMPTY, Accumulators, Delta
 from .family_account import Binding, authorizers_on
 from .exceptions import SettlementRefused
+from .fees import split_bill
 from .ids import settlement_id
 from .money import FEN, ZERO
 from .policy import PolicyBook
-from .remote_care import Filing, check_outpatient_disease, decide, filed_place, filing_end
+from .remote_care import Filing, check_outpatient_disease, decide, filed_place, filing_end, summary
 from . import regions
 from .settlement import MONEY_FIELDS, Registration, settle
 
@@ -79,6 +80,8 @@ class Settled:
     year: int
     delta: Delta
     acct_pay: Decimal
+    treated: str  # where (mdtrtarea_admvs) and where insured (insuplc_admdvs): the clearing pair
+    insured: str
     drawn: tuple[tuple[str, Decimal], ...] = ()  # family mutual aid: (authorizer, amount)
     cancelled_by: str | None = None
 
@@ -216,7 +219,9 @@ class Ledger:
         if (d.psn_no, d.month) in self.credited:
             raise SettlementRefused("ALREADY_CREDITED", f"the account was already credited for {d.month}")
         first = dt.date.fromisoformat(f"{d.month}-01")
-        credit = monthly_credit(self.book.select(person.insuplc_admdvs, first), person, first, d.contrib_base)
+        policy = self.book.select(person.insuplc_admdvs, first)
+        policy.require_money("personal-account rules")
+        credit = monthly_credit(policy, person, first, d.contrib_base)
         self.credited.add((d.psn_no, d.month))
         self.balances[d.psn_no] += credit.to_account
         self._move(d.psn_no, first.isoformat(), "credit", credit.to_account, d.month)
@@ -232,6 +237,7 @@ class Ledger:
         if auth is None:
             raise SettlementRefused("UNKNOWN_AUTHORIZER", "the authorizer is unknown: send their person record first")
         policy = self.book.select(auth.insuplc_admdvs, d.begndate)
+        policy.require_money("personal-account rules")
         if not auth.insuplc_admdvs.startswith(policy.account.authorizer_insured_in):
             raise SettlementRefused("AUTHORIZER_NOT_IN_PROVINCE", f"an authorizer must be an employee insured in "
                                     f"{'/'.join(policy.account.authorizer_insured_in)}; this one is insured in "
@@ -269,6 +275,7 @@ class Ledger:
         d = event.input
         person = self._person_of(d.psn_no)
         policy = self.book.select(person.insuplc_admdvs, d.pay_date)
+        policy.require_money("personal-account rules")
         if d.insutype not in policy.account.contribution_insutypes:
             raise SettlementRefused("NOT_PAYABLE", f"{policy.id} does not let the account pay contributions to "
                                     f"{d.insutype}; it pays {', '.join(sorted(policy.account.contribution_insutypes))}")
@@ -326,22 +333,29 @@ class Ledger:
         if institution is None:
             raise SettlementRefused("UNKNOWN_INSTITUTION",
                                     f"institution {req.fixmedins_code} is unknown: send its institution record first")
-        policy = self.book.select(person.insuplc_admdvs, data.setl_time.date())
+        day = data.setl_time.date()
+        policy = self.book.select(person.insuplc_admdvs, day)
         rx_level = data.rx_hosp_lv
         if rx_level is None and data.rx_fixmedins_code in self.institutions:
             rx_level = self.institutions[data.rx_fixmedins_code].hosp_lv
         treated = req.mdtrtarea_admvs or institution.admdvs
-        remote = decide(policy, person.insuplc_admdvs, treated, data.setl_time.date(), self.filings.get(data.psn_no, []))
+        remote = decide(policy, person.insuplc_admdvs, treated, day, self.filings.get(data.psn_no, []),
+                        data.emergency_flag == "1")
         if remote and remote["scope"] == "cross_province" and policy.med_types.get(data.med_type) == "chronic_special_outpatient":
-            registered = {r.code for r in self.registrations.get(data.psn_no, {}).values() if r.active_on(data.setl_time.date())}
-            check_outpatient_disease(policy, data.dise_codg, registered, data.setl_time.date())
+            registered = {r.code for r in self.registrations.get(data.psn_no, {}).values() if r.active_on(day)}
+            check_outpatient_disease(policy, data.dise_codg, registered, day, remote)
+        # 就医地目录: the treatment place's catalogue; at home (and in the same region) the insured place's
+        catalog = policy.catalog if remote is None else self.book.catalog_at(treated, day)
+        if not policy.settles:
+            raise SettlementRefused("NO_MONEY_POLICY", _without_money(
+                policy, person.insuplc_admdvs, summary(remote, person.insuplc_admdvs, treated), req, catalog))
         year = data.setl_time.year
         years = self.ytd.setdefault(data.psn_no, {})
         outcome = settle(
             req, person, self.balances[data.psn_no], institution, rx_level, policy,
             years.get(year, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
             any(acc.art_claimed for acc in years.values()),
-            self._authorizers(data.psn_no, data.setl_time.date(), policy),
+            self._authorizers(data.psn_no, day, policy), catalog,
         )
         years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
@@ -352,7 +366,8 @@ class Ledger:
             self.balances[auth] -= amount
             self._move(auth, day, "mulaid", -amount, setl_id)
         self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
-                                            outcome.delta, outcome.acct_pay, outcome.drawn)
+                                            outcome.delta, outcome.acct_pay, treated, person.insuplc_admdvs,
+                                            outcome.drawn)
         self.by_msgid[data.psn_no, req.msgid] = setl_id
         if remote is not None:
             outcome.output["remote"] = remote
@@ -398,6 +413,12 @@ class Ledger:
         detail = [dict(row, inscp_scp_amt=-row["inscp_scp_amt"], fund_payamt=-row["fund_payamt"])
                   for row in output["setldetail"]]
         return ok(req, {"setlinfo": info, "setldetail": detail})
+
+    def places(self, setl_id: str) -> tuple[str, str]:
+        """(treatment place, insured place) of a settlement: its clearing pair. A cancel's are its
+        original's (`init_setl_id`)."""
+        record = self.settlements[setl_id]
+        return record.treated, record.insured
 
     def _authorizers(self, psn_no: str, day: dt.date, policy) -> list[tuple[str, Decimal]]:
         """(psn_no, balance) of the authorizers who may pay for this person on `day`."""
@@ -488,6 +509,19 @@ class Ledger:
         }
 
 
+def _without_money(policy, insured: str, decided: str, req: SettlementRequest, catalog) -> str:
+    """Why a settlement of a region without money data is refused: what was decided, the bill under
+    the treatment place's catalogue (where yibao holds it), and what is missing."""
+    split = ""
+    if catalog is not None:
+        bill = split_bill(req.input.feedetail, catalog, frozenset(), [])
+        split = " The bill under the treatment place's catalogue: " + ", ".join(
+            f"{k} {getattr(bill, k).quantize(FEN)}" for k in
+            ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt")) + "."
+    return (f"{decided}.{split} Not settled: policy data for {policy.region} ({insured[:2]}xxxx, {policy.id}) has no "
+            "deductible, ratio or cap (the seeds give its remote-care rules only)")
+
+
 def _filing_out(psn_no: str, f: Filing) -> dict:
     """A filing as its result shows it, keys in settle_result.avsc's AckOutput order."""
     out = {"psn_no": psn_no, "begndate": f.begndate.isoformat()}
@@ -556,7 +590,7 @@ _READERS = {
     Binding: (_same, _same, _day, _day),
     Filing: (_same, _same, _day, _day),
     Movement: (_same, _same, Decimal, _same, Decimal),
-    Settled: (_same, _same, _same, _same, _same, _amounts, Decimal,
+    Settled: (_same, _same, _same, _same, _same, _amounts, Decimal, _same, _same,
               lambda drawn: tuple((psn_no, Decimal(amount)) for psn_no, amount in drawn), _same),
 }
 _OWN: dict[str, tuple[Callable, Callable]] = {  # attributes keyed by psn_no: (to JSON, from JSON)

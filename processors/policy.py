@@ -85,6 +85,10 @@ class RegionCard(_Frozen):
     region: str
     name: str
     insuplc_admdvs_prefixes: list[str] = Field(min_length=1)
+    # False: the seeds give this region's remote-care rules only, no money (deductibles, ratios,
+    # caps, catalogue): its directory holds region.yaml and remote_care.yaml, and its people's
+    # settlements get the routing decision and are refused NO_MONEY_POLICY rather than invented.
+    settles: bool = True
     last_verified: dt.date
     rule_sets: list[RuleSetCard] = Field(min_length=1)
     med_types: dict[str, Benefit]
@@ -295,11 +299,18 @@ class Account(_Frozen):
 class RemoteCare(_Frozen):
     in_province_filing_required: bool
     cross_province_filing_required: bool
+    # who is deemed filed without a filing (seed 003): emergency care the hospital marks as such,
+    # and non-emergency care without a referral (paid under that category's rules)
+    deemed_filed: frozenset[Literal["emergency", "unreferred"]] = frozenset()
     filing_types: frozenset[FilingType]
-    temporary_filing_months: int = Field(gt=0, le=24)
+    temporary_filing_months: int | None = Field(default=None, gt=0, le=24)  # None: until cancelled
     province_level_filing: frozenset[Annotated[str, Field(pattern=r"^\d{2}$")]]
     temporary_ratio_reduction: None = None  # the seeds give no figure; applying one is not built
     cross_province_outpatient_diseases: frozenset[str]
+    # a region without chronic/special money rules names the diseases its people register here
+    diseases: list[Disease] = []
+
+    _unique = field_validator("diseases")(_unique_diseases)
 
 
 class Policy(_Frozen):
@@ -309,35 +320,52 @@ class Policy(_Frozen):
     region: str
     effective_from: dt.date
     effective_until: dt.date | None  # exclusive; None while in force
+    settles: bool = True
     med_types: dict[str, Benefit]
-    catalog: Catalog
-    general_outpatient: GeneralOutpatient
-    inpatient: Inpatient
-    serious_illness: SeriousIllness
-    elderly: Elderly
-    chronic: Chronic
-    special: Special
-    day_surgery: DaySurgery
-    pharmacy: Pharmacy
-    maternity: Maternity
-    assistance: Assistance
-    account: Account
+    # the money sections: None only in a region that does not settle (RegionCard.settles)
+    catalog: Catalog | None = None
+    general_outpatient: GeneralOutpatient | None = None
+    inpatient: Inpatient | None = None
+    serious_illness: SeriousIllness | None = None
+    elderly: Elderly | None = None
+    chronic: Chronic | None = None
+    special: Special | None = None
+    day_surgery: DaySurgery | None = None
+    pharmacy: Pharmacy | None = None
+    maternity: Maternity | None = None
+    assistance: Assistance | None = None
+    account: Account | None = None
     remote_care: RemoteCare
 
     @model_validator(mode="after")
     def _known_diseases(self) -> "Policy":
-        unknown = sorted(c for c in self.remote_care.cross_province_outpatient_diseases
-                         if not (self.chronic_disease(c) or self.special_disease(c)))
+        missing = [s for s in MONEY_SECTIONS if getattr(self, s) is None]
+        if self.settles and missing:
+            raise ValueError(f"a region that settles needs every money section; missing: {', '.join(missing)}")
+        if self.settles and self.remote_care.diseases:
+            raise ValueError("remote_care.diseases is for a region without chronic/special sections")
+        unknown = sorted(c for c in self.remote_care.cross_province_outpatient_diseases if not self.disease(c))
         if unknown:
             raise ValueError(f"remote_care.cross_province_outpatient_diseases: {', '.join(unknown)} is no chronic or "
                              "special disease code of this rule set")
         return self
 
     def chronic_disease(self, code_or_name: str) -> Disease | None:
-        return _find(self.chronic.diseases, code_or_name)
+        diseases = self.chronic.diseases if self.chronic else self.remote_care.diseases
+        return _find(diseases, code_or_name)
 
     def special_disease(self, code_or_name: str) -> Disease | None:
-        return _find(self.special.diseases, code_or_name)
+        return _find(self.special.diseases, code_or_name) if self.special else None
+
+    def disease(self, code_or_name: str) -> Disease | None:
+        """A chronic or special outpatient disease of this rule set, by code, name or short name."""
+        return self.chronic_disease(code_or_name) or self.special_disease(code_or_name)
+
+    def require_money(self, what: str) -> None:
+        """Refuse NO_MONEY_POLICY where this region's data gives no money rules (RegionCard.settles)."""
+        if not self.settles:
+            raise SettlementRefused("NO_MONEY_POLICY", f"policy data for {self.region} "
+                                    f"({self.id}) has no {what}: the seeds give its remote-care rules only")
 
 
 def _find(diseases: list[Disease], key: str) -> Disease | None:
@@ -348,7 +376,8 @@ def _find(diseases: list[Disease], key: str) -> Disease | None:
 
 
 SECTIONS = [name for name in Policy.model_fields if name not in
-            {"id", "region", "effective_from", "effective_until", "med_types"}]
+            {"id", "region", "effective_from", "effective_until", "settles", "med_types"}]
+MONEY_SECTIONS = [name for name in SECTIONS if name != "remote_care"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +440,14 @@ class PolicyBook:
             "NO_POLICY", f"no rule set of region {region} is in force on {on.isoformat()}"
         )
 
+    def catalog_at(self, mdtrtarea_admvs: str, on: dt.date) -> Catalog | None:
+        """The catalogue data of the region that covers the treatment place, in force on `on`; None
+        where yibao holds none (a region it does not cover, or one that does not settle)."""
+        try:
+            return self.select(mdtrtarea_admvs, on).catalog
+        except SettlementRefused:
+            return None
+
     def region_of(self, insuplc_admdvs: str) -> str:
         best = ""
         region = None
@@ -436,7 +473,8 @@ def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, Pa
 
     starts = {r.from_ for r in card.rule_sets}
     files: dict[str, ParameterFile] = {}
-    for section in SECTIONS:
+    sections = SECTIONS if card.settles else [s for s in SECTIONS if s not in MONEY_SECTIONS]
+    for section in sections:
         path = directory / f"{section}.yaml"
         if not path.exists():
             raise PolicyError(f"{path}: missing: every region needs the section {section!r}")
@@ -451,10 +489,11 @@ def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, Pa
                     f"{path}: parameters.{name}: value dated {stray[0]} is not the start of a rule "
                     f"set in region.yaml ({', '.join(sorted(str(s) for s in starts))})"
                 )
-    extra = sorted(p.stem for p in directory.glob("*.yaml")) 
-    unknown = [s for s in extra if s != "region" and s not in SECTIONS]
+    extra = sorted(p.stem for p in directory.glob("*.yaml"))
+    unknown = [s for s in extra if s != "region" and s not in sections]
     if unknown:
-        raise PolicyError(f"{directory}: unknown section file(s): {', '.join(unknown)}")
+        why = "" if card.settles else " (region.yaml says settles: false, so money sections do not belong here)"
+        raise PolicyError(f"{directory}: unknown section file(s): {', '.join(unknown)}{why}")
 
     policies = []
     for i, rule_set in enumerate(card.rule_sets):
@@ -464,6 +503,7 @@ def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, Pa
             "region": card.region,
             "effective_from": rule_set.from_,
             "effective_until": until,
+            "settles": card.settles,
             "med_types": card.med_types,
         }
         for section, pfile in files.items():

@@ -6,6 +6,8 @@ of the province needs no filing (省内异地就医免备案); care in another p
 with a filing, which names a prefecture (a province for 北京、天津、上海、重庆、海南、西藏、新疆兵团) and
 any open designated institution there (对具体定点医疗机构无限制); a temporary filing is valid for 3
 months; a self-referred temporary trip is paid at a reduced ratio the seeds give no figure for.
+Seed 003 (Shanxi) deems two kinds of care filed without a filing: emergency care the treating
+hospital marks (急诊标识), and non-emergency care without a referral, paid under that category's rules.
 The numbers are policy data (`remote_care.yaml`); the money still follows the insured place's
 rules (就医地目录、参保地政策): this module only decides whether, and says how.
 """
@@ -40,8 +42,9 @@ def filed_place(policy: Policy, admdvs: str) -> str:
 
 
 def filing_end(policy: Policy, filing_type: str, begndate: dt.date, enddate: dt.date | None) -> dt.date | None:
-    """A temporary filing ends `temporary_filing_months` after it starts (or earlier, if asked)."""
-    if filing_type != "temporary":
+    """A temporary filing ends `temporary_filing_months` after it starts (or earlier, if asked); where
+    the policy gives no such limit, it holds like the others, until its end date or a cancel."""
+    if filing_type != "temporary" or policy.remote_care.temporary_filing_months is None:
         return enddate
     months = begndate.month - 1 + policy.remote_care.temporary_filing_months
     year, month = begndate.year + months // 12, months % 12 + 1
@@ -61,9 +64,11 @@ def scope(insured: str, treated: str) -> str:
     return "in_province" if regions.province(treated) == regions.province(insured) else "cross_province"
 
 
-def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: list[Filing]) -> dict | None:
+def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: list[Filing],
+           emergency: bool = False) -> dict | None:
     """The remote-care block of a settlement's result (None for local care), or SettlementRefused
-    (NOT_FILED, with the remedy) when the care needs a filing and none is in force."""
+    (NOT_FILED, with the remedy) when the care needs a filing, none is in force and the insured
+    place does not deem this care filed. `emergency`: the treating hospital marked it (急诊标识)."""
     where = scope(insured, treated)
     if where == "local":
         return None
@@ -73,15 +78,21 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
     rules = policy.remote_care
     required = rules.in_province_filing_required if where == "in_province" else rules.cross_province_filing_required
     filing = next((f for f in reversed(filings) if f.in_force(day) and f.covers(treated)), None)
+    deemed = None
     if required and filing is None:
+        deemed = "emergency" if emergency else "unreferred"
+        if deemed not in rules.deemed_filed:
+            deemed = None
+    if required and filing is None and deemed is None:
         place = filed_place(policy, treated)
+        months = rules.temporary_filing_months
+        valid = f" (a temporary filing is valid {months} months)" if months else ""
         raise SettlementRefused(
             "NOT_FILED",
-            f"care in {regions.name(treated)} ({treated}) is cross-province for a person insured in "
+            f"care in {regions.name(treated)} ({treated}) is {where.replace('_', '-')} for a person insured in "
             f"{regions.name(insured)} ({insured}): direct settlement needs a remote-care filing (异地就医备案) for "
             f"{regions.name(place)} ({place}) in force on {day.isoformat()}, and there is none. Remedy: pay the bill "
-            f"in full and claim manual reimbursement (零星报销) at the insured place, or file (a temporary filing "
-            f"is valid {rules.temporary_filing_months} months) and settle again")
+            f"in full and claim manual reimbursement (零星报销) at the insured place, or file{valid} and settle again")
     block = {"scope": where, "mdtrtarea_admvs": treated, "mdtrtarea_name": regions.name(treated),
              "insuplc_admdvs": insured, "insuplc_name": regions.name(insured), "filing_required": required}
     if filing is not None:
@@ -89,7 +100,15 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
                      filing_begndate=filing.begndate.isoformat(),
                      filing_enddate=filing.enddate and filing.enddate.isoformat())
     temporary = filing.filing_type == "temporary" if filing is not None else where == "in_province"
-    if not temporary:
+    if deemed == "unreferred":
+        block.update(deemed_filed=deemed, ratio_effect="category", note=(
+            "non-emergency care without a referral is deemed filed and paid under the insured place's rules for "
+            "that category (seed 003: 非急诊且未转诊就医人员……视同已备案。按非急诊且未转诊就医人员待遇报销)"))
+    elif deemed == "emergency":
+        block.update(deemed_filed=deemed, ratio_effect="not_given", note=(
+            "emergency care the hospital marked (急诊标识) is deemed filed (seed 003: 异地急诊抢救人员视同已备案); "
+            "the seeds give it no ratio of its own: the insured place's ratios for the care apply"))
+    elif not temporary:
         block.update(ratio_effect="normal", note="a filed long-term stay or referral is paid at the insured place's "
                                                  "normal ratios (seed 004: 不降低报销比例)")
     else:
@@ -99,14 +118,28 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
     return {k: v for k, v in block.items() if v is not None}  # absent, not null: as its Avro twin reads back
 
 
-def check_outpatient_disease(policy: Policy, dise_codg: str | None, registered: set[str], day: dt.date) -> None:
+def summary(block: dict | None, insured: str, treated: str) -> str:
+    """One sentence of what was decided, for a refusal that still owes the decision."""
+    if block is None:
+        return f"local care in {regions.name(treated)} ({treated}), the insured prefecture"
+    how = (f"filed ({block['filing_type']}, {block['filing_admdvs']})" if "filing_type" in block
+           else f"deemed filed ({block['deemed_filed']})" if "deemed_filed" in block
+           else "no filing needed")
+    return (f"{block['scope'].replace('_', '-')} care in {block['mdtrtarea_name']} ({treated}) for a person insured in "
+            f"{block['insuplc_name']} ({insured}), {how}, ratio effect {block['ratio_effect']}: {block['note']}")
+
+
+def check_outpatient_disease(policy: Policy, dise_codg: str | None, registered: set[str], day: dt.date,
+                             block: dict) -> None:
     """Outpatient chronic/special care in another province is settled directly only for a disease the
     insured place lists (`cross_province_outpatient_diseases`) and the person has registered (2503) on
-    the day (seed 000 三、3: 办理了……门诊慢特病待遇备案登记后，先办理跨省异地就医备案); otherwise SettlementRefused."""
+    the day (seed 000 三、3: 办理了……门诊慢特病待遇备案登记后，先办理跨省异地就医备案), with a filing: being
+    deemed filed does not cover it (seed 003 五、(三): 需在参保地完成门诊慢特病资格认定并完成备案); otherwise
+    SettlementRefused."""
     listed = sorted(policy.remote_care.cross_province_outpatient_diseases)
-    names = ", ".join(f"{c} {(policy.chronic_disease(c) or policy.special_disease(c)).name}" for c in listed)
+    names = ", ".join(f"{c} {policy.disease(c).name}" for c in listed)
     remedy = "Remedy: pay the bill in full and claim manual reimbursement (零星报销) at the insured place"
-    disease = (policy.chronic_disease(dise_codg) or policy.special_disease(dise_codg)) if dise_codg else None
+    disease = policy.disease(dise_codg) if dise_codg else None
     if disease is None or disease.code not in listed:
         what = f"{disease.code} {disease.name}" if disease else f"dise_codg {dise_codg or '(absent)'}"
         raise SettlementRefused("NOT_CROSS_PROVINCE_DISEASE", f"{what}: not a disease {policy.id} settles directly in "
@@ -114,3 +147,7 @@ def check_outpatient_disease(policy: Policy, dise_codg: str | None, registered: 
     if disease.code not in registered:
         raise SettlementRefused("NOT_REGISTERED", f"{disease.code} {disease.name} is not registered (2503) on "
                                 f"{day.isoformat()}: settling it in another province needs the registration. {remedy}")
+    if "deemed_filed" in block:
+        raise SettlementRefused("NOT_FILED", f"{disease.code} {disease.name}: outpatient chronic care in another province "
+                                "needs a remote-care filing; being deemed filed (for other care) does not cover it "
+                                f"(seed 003: 需在参保地完成门诊慢特病资格认定并完成备案). {remedy}, or file and settle again")

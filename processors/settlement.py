@@ -29,7 +29,7 @@ from .exceptions import SettlementRefused, check
 from .ids import settlement_id
 from .fees import split_bill
 from .money import FEN, ZERO
-from .policy import Policy
+from .policy import Catalog, Policy
 
 RATIO_PLACES = Decimal("0.0001")
 FUND_NAMES = {
@@ -81,10 +81,12 @@ def settle(
     ytd: Accumulators,
     registrations: list[Registration],
     art_claimed_ever: bool,
-    authorizers: list[tuple[str, Decimal]] = (),
+    authorizers: list[tuple[str, Decimal]],
+    catalog: Catalog | None,
 ) -> Outcome:
     """Settle one request. `authorizers`: (psn_no, balance) of the family accounts that may pay for
-    this person on the settlement date (`family_account.authorizers_on`)."""
+    this person on the settlement date (`family_account.authorizers_on`). `catalog`: the treatment
+    place's catalogue data (就医地目录, `PolicyBook.catalog_at`), None where yibao holds none."""
     data = req.input.data
     day = data.setl_time.date()
     if person.brdy > day:
@@ -97,7 +99,7 @@ def settle(
     _check_channel(req, benefit, institution)
     warnings: list[str] = []
     steps: list = []
-    bill = split_bill(req.input.feedetail, policy.catalog, policy.account.not_payable_categories, steps)
+    bill = split_bill(req.input.feedetail, catalog, policy.account.not_payable_categories, steps)
     active = [r for r in registrations if r.active_on(day)]
     level = institution.hosp_lv
     if benefit == "pharmacy" and data.rx_fixmedins_code and institution.outpatient_pooling:

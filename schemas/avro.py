@@ -54,9 +54,11 @@ from .models import (
     AccountQueryEvent,
     AccumulatorEvent,
     CancelRequest,
+    ClearingCloseEvent,
     DiseaseFilingEvent,
     InstitutionEvent,
     PersonEvent,
+    ReconcileEvent,
     RemoteFilingEvent,
     SettlementRequest,
 )
@@ -64,8 +66,8 @@ from .serde import BadEvent, encode, explain
 
 SCHEMA_DIR = Path(__file__).with_name("avro")
 CONTENT_TYPE = "avro/binary"
-SCHEMAS = ("settle_request", "settle_result", "rejected", "ledger_op", "clearing_entry")
-RECORDS = ("rejected", "ledger_op", "clearing_entry")  # the plain records of encode_record/decode_record
+SCHEMAS = ("settle_request", "settle_result", "rejected", "ledger_op", "clearing_entry", "clearing_statement")
+RECORDS = ("rejected", "ledger_op", "clearing_entry", "clearing_statement")  # the plain records of encode_record/decode_record
 
 _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from the models' infno literals
     infno: branch
@@ -75,7 +77,8 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (DiseaseFilingEvent, "yibao.DiseaseFilingData"), (AccumulatorEvent, "yibao.AccumulatorData"),
         (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
         (AccountContributionEvent, "yibao.AccountContributionData"), (RemoteFilingEvent, "yibao.RemoteFilingData"),
-        (AccountQueryEvent, "yibao.AccountQueryData"),
+        (AccountQueryEvent, "yibao.AccountQueryData"), (ClearingCloseEvent, "yibao.ClearingCloseData"),
+        (ReconcileEvent, "yibao.ReconcileData"),
     )
     for infno in model.model_fields["infno"].annotation.__args__
 }
@@ -194,7 +197,8 @@ def encode_result(result: dict) -> bytes:
         raise AvroEncodeError(f"a result is a dict, not {type(result).__name__}") from None
     if output is not None:
         kind = ("yibao.SettlementOutput" if isinstance(output, dict) and "setlinfo" in output else
-                "yibao.AccountOutput" if isinstance(output, dict) and "history" in output else "yibao.AckOutput")
+                "yibao.AccountOutput" if isinstance(output, dict) and "history" in output else
+                "yibao.ReconcileOutput" if isinstance(output, dict) and "stmt_rslt" in output else "yibao.AckOutput")
         result = {**result, "output": (kind, output)}
     return _write("settle_result", result)
 
@@ -210,12 +214,13 @@ def decode_result(data: bytes) -> dict:
 
 
 def encode_record(name: str, record: dict) -> bytes:
-    """A `rejected`, `ledger_op` or `clearing_entry` datum; strict about unknown keys."""
+    """A `rejected`, `ledger_op`, `clearing_entry` or `clearing_statement` datum; strict about unknown keys."""
     return _write(_record_name(name), record)
 
 
 def decode_record(name: str, data: bytes) -> dict:
-    """A `rejected`, `ledger_op` or `clearing_entry` datum as a dict of every field (null included)."""
+    """A `rejected`, `ledger_op`, `clearing_entry` or `clearing_statement` datum as a dict of every field (null
+    included)."""
     return _read(_record_name(name), data)
 
 

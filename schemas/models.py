@@ -60,6 +60,9 @@ class FeeDetail(Wire):
     svc_feedetl_sn: Id | None = None
     med_list_codg: str | None = None
     fee_ctgy: FeeCategory = "medical"
+    # the treatment place's catalogue answer for the line (2204: selfpay_prop): its 先行自付 share,
+    # used where yibao holds no catalogue data for the treatment place (就医地目录)
+    selfpay_prop: Annotated[Decimal, Field(ge=0, le=1, decimal_places=4)] | None = None
 
     @field_validator("list_type")
     @classmethod
@@ -102,6 +105,7 @@ class SettlementData(Wire):
     fetts: Annotated[int, Field(ge=1, le=9)] | None = None
     spus_unemp_flag: Flag = "0"
     art_birth_flag: Flag = "0"
+    emergency_flag: Flag = "0"  # 1: the treating hospital marks the care as emergency (急诊标识, seed 003)
 
     @field_validator("insutype", mode="before")
     @classmethod
@@ -420,25 +424,77 @@ class AccountQueryEvent(Envelope):
     input: AccountQueryData
 
 
+Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+SignedMoney = Annotated[Decimal, Field(ge=Decimal("-9999999999.99"), le=Decimal("9999999999.99"), decimal_places=2)]
+
+
+class ClearingCloseData(Wire):
+    setlym: Period
+
+
+class ClearingCloseEvent(Envelope):
+    """clearing_close (yibao's infno): close the month `setlym`; each institution's statement for it
+    follows on clearing.statements. Closing a closed month again changes nothing."""
+
+    infno: Literal["clearing_close"]
+    input: ClearingCloseData
+
+
+class ReconcileData(Wire):
+    """3201 (对账): the institution's totals of its settlements dated stmt_begndate..stmt_enddate
+    (inclusive; cancels negative, the count net of cancels), optionally with their `setl_ids` (the
+    detail 3202 would send) to learn which are missing on either side. `insutype`, `clr_type` and
+    `setl_optins` are the national fields: accepted, not used to narrow (every settlement counts)."""
+
+    stmt_begndate: dt.date
+    stmt_enddate: dt.date
+    medfee_sumamt: SignedMoney
+    fund_pay_sumamt: SignedMoney
+    acct_pay: SignedMoney
+    fixmedins_setl_cnt: Annotated[int, Field(ge=-10**9, le=10**9)]
+    insutype: str | None = None
+    clr_type: str | None = None
+    setl_optins: str | None = None
+    setl_ids: Annotated[list[Id], Field(max_length=100_000)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ReconcileData":
+        if self.stmt_enddate < self.stmt_begndate:
+            raise ValueError("stmt_enddate must not be before stmt_begndate")
+        return self
+
+
+class ReconcileEvent(Envelope):
+    infno: Literal["3201"]
+    fixmedins_code: Id
+    input: ReconcileData
+
+
+CLEARING_EVENTS = (ClearingCloseEvent, ReconcileEvent)
+
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
-          AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent, RemoteFilingEvent],
+          AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent, RemoteFilingEvent,
+          ClearingCloseEvent, ReconcileEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
 
 
 def psn_no_of(event) -> str | None:
-    """The person an event is about; None for reference data about no one (an institution)."""
-    if isinstance(event, InstitutionEvent):
+    """The person an event is about; None for reference data about no one (an institution) and for
+    clearing (a month's close, an institution's reconciliation)."""
+    if isinstance(event, (InstitutionEvent, *CLEARING_EVENTS)):
         return None
     return getattr(event.input, "data", event.input).psn_no
+
+
 INFNOS = sorted(
     {
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
                   AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent,
-                  RemoteFilingEvent)
+                  RemoteFilingEvent, ClearingCloseEvent, ReconcileEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

@@ -1,8 +1,10 @@
-"""The router and ledger agents: batches in, records out, one await per batch for the produce acks.
+"""The router, ledger and clearing agents: batches in, records out, one await per batch for the produce acks.
 
 Router: `settle.requests` + `insured.commands` -> validate -> `ledger.ops` at the person's home partition
-(or `settle.rejected`). Ledger: `ledger.ops` -> `PartitionLedgers` -> `settle.results`, `clearing.entries`,
-and `ledger.ops` again for requests forwarded to a ledger group's partition and the steps of its moves.
+(clearing commands to `clearing.entries`; or `settle.rejected`). Ledger: `ledger.ops` -> `PartitionLedgers`
+-> `settle.results`, `clearing.entries`, and `ledger.ops` again for requests forwarded to a ledger group's
+partition and the steps of its moves. Clearing: `clearing.entries` -> `PartitionClearing` -> 3201 results
+on `settle.results`, statements on `clearing.statements`.
 A batch is acknowledged (and its offsets become committable) only after every record it produced
 is acknowledged by the broker: nothing is lost on a crash, and what is redone re-produces the same
 bytes (the ledger is deterministic and remembers answered msgids).
@@ -19,8 +21,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from processors.policy import PolicyBook
 
 from . import codec, metrics, topics
+from .clearing import PartitionClearing
 from .health import AGENT_FAILED, Health
-from .partitions import PartitionLedgers
+from .partitions import PartitionLedgers, Partitioned
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
 
@@ -44,7 +47,9 @@ async def _produce(app: faust.App, records: list[Record]) -> list:
 def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str, health: Health) -> PartitionLedgers:
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
+    entries = app.topic(topics.CLEARING, key_type=bytes, value_type=bytes)
     ledgers = PartitionLedgers(book, settings.partitions)
+    clearings = PartitionClearing()
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
     async def handle_batch(events, name: str, handle) -> None:
@@ -91,6 +96,12 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
         metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
         return records
 
+    async def clear_one(m) -> list[Record]:
+        if not clearings.in_sequence(m.partition, m.offset):
+            await rebuild(clearings, bootstrap, settings, m.partition, m.offset)
+        return clearings.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000),
+                               headers=_headers(m))
+
     @app.agent(requests, name="router")
     async def router(stream):
         await pump(stream, "router", route_one)
@@ -98,6 +109,10 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     @app.agent(ops, name="ledger")
     async def ledger(stream):
         await pump(stream, "ledger", settle_one)
+
+    @app.agent(entries, name="clearing")
+    async def clearing(stream):
+        await pump(stream, "clearing", clear_one)
 
     @app.timer(5.0)
     async def lag() -> None:
@@ -110,22 +125,24 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     @app.on_partitions_revoked.connect
     async def _revoked(app_, revoked: set, **kwargs) -> None:
         for tp in revoked:
-            if tp.topic == topics.LEDGER_OPS:
-                ledgers.drop(tp.partition)
+            for states in (ledgers, clearings):
+                if tp.topic == states.topic:
+                    states.drop(tp.partition)
 
     return ledgers
 
 
-async def rebuild(ledgers: PartitionLedgers, bootstrap: str, settings: Settings, partition: int, upto: int) -> None:
-    """Replay ledger.ops[partition] offsets [0, upto) into a fresh ledger, emitting nothing.
+async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, partition: int, upto: int) -> None:
+    """Replay the partition's log (ledger.ops, clearing.entries) offsets [0, upto) into a fresh state,
+    emitting nothing.
 
     Reads until it has seen offset upto-1 itself: no end offset is trusted (BROKER.md, point 1).
     """
-    ledgers.reset(partition)
+    states.reset(partition)
     if upto == 0:
         return
     started = time.monotonic()
-    tp = TopicPartition(topics.LEDGER_OPS, partition)
+    tp = TopicPartition(states.topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 auto_offset_reset="earliest", **settings.kafka_kwargs())
     await consumer.start()
@@ -133,16 +150,16 @@ async def rebuild(ledgers: PartitionLedgers, bootstrap: str, settings: Settings,
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         replayed = 0
-        while ledgers.next_offset[partition] < upto:
+        while states.next_offset[partition] < upto:
             batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
             for m in batch.get(tp, []):
                 if m.offset >= upto:
                     break
-                ledgers.apply(partition, m.offset, m.value, emit=False)
+                states.apply(partition, m.offset, m.value, emit=False, headers=_headers(m))
                 replayed += 1
             if not batch and time.monotonic() - started > 120:
-                raise RuntimeError(f"ledger.ops[{partition}] replay stalled at offset {ledgers.next_offset[partition]}"
+                raise RuntimeError(f"{states.topic}[{partition}] replay stalled at offset {states.next_offset[partition]}"
                                    f" before {upto}: the log is incomplete")
-        log.info("ledger.ops[%d] rebuilt from %d ops in %.2fs", partition, replayed, time.monotonic() - started)
+        log.info("%s[%d] rebuilt from %d records in %.2fs", states.topic, partition, replayed, time.monotonic() - started)
     finally:
         await consumer.stop()

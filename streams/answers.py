@@ -6,7 +6,7 @@ from processors.ledger import Ledger, error
 from schemas.serde import BadEvent
 
 from . import codec, topics
-from .routing import Record, Source, rejected
+from .routing import Record, Source, home, rejected
 
 DLQ_CODES = ("UNKNOWN_PERSON", "UNKNOWN_INSTITUTION")  # reference data missing: the agency must act
 CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insutype", "clr_type", "setl_time",
@@ -14,9 +14,10 @@ CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insut
                    "acct_mulaid_pay", "psn_cash_pay", "pkg_surplus_pay", "policy_id")
 
 
-def apply(ledger: Ledger, op: dict, emit: bool = True) -> list[Record]:
+def apply(ledger: Ledger, op: dict, emit: bool, partitions: int) -> list[Record]:
     """Apply the request an op carries; the records to write when the op answers (`ack`) and this is
-    not a replay."""
+    not a replay. A settlement's or cancel's clearing entry goes to its institution's partition of
+    `clearing.entries` (of `partitions`), with the clearing pair the ledger decided."""
     ctype, body = op["content_type"], op["body"]
     event = codec.decode(body, ctype)
     if isinstance(event, BadEvent):  # the router validated it: only a changed schema gets here
@@ -35,11 +36,12 @@ def apply(ledger: Ledger, op: dict, emit: bool = True) -> list[Record]:
                                                           result["inf_refmsgid"]), codec.AVRO_HEADERS))
     info = (result.get("output") or {}).get("setlinfo") if result["infcode"] == 0 else None
     if info is not None:
+        treated, insured = ledger.places(info.get("init_setl_id") or info["setl_id"])
         entry = {k: info.get(k) for k in CLEARING_FIELDS}
-        entry.update(msgid=info["medins_setl_id"], insuplc_admdvs=getattr(event, "insuplc_admdvs", None),
-                     mdtrtarea_admvs=getattr(event, "mdtrtarea_admvs", None))
-        out.append(Record(topics.CLEARING, info["setl_id"].encode(), codec.encode_record("clearing_entry", entry),
-                          codec.AVRO_HEADERS))
+        entry.update(msgid=info["medins_setl_id"], insuplc_admdvs=insured, mdtrtarea_admvs=treated)
+        code = info["fixmedins_code"]
+        out.append(Record(topics.CLEARING, code.encode(), codec.encode_record("clearing_entry", entry),
+                          codec.AVRO_HEADERS, home(code, partitions)))
     return out
 
 

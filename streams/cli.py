@@ -183,35 +183,22 @@ def clearing_report(
     import csv
     import re
 
-    from processors.clearing import SUMS, entry, statement
+    from processors.clearing import SUMS, Clearing
     from processors.regions import name
-    from schemas.models import CancelRequest, SettlementRequest
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
         typer.echo(f"--period {period!r}: give a month as yyyy-MM", err=True)
         raise typer.Exit(2)
     ledger = Ledger(_book(policies))
-    places: dict[str, tuple[str, str]] = {}  # setl_id -> (treated, insured)
-    entries = []
+    clearing = Clearing()
     try:
         with events.open("rb") as f:
-            for item in settle_lines(f, ledger):
-                info = (item.result.get("output") or {}).get("setlinfo") if item.result["infcode"] == 0 else None
-                if info is None or info["setl_id"] in places:
-                    continue  # refused, not a settlement, or a re-send answered from memory
-                if isinstance(item.event, SettlementRequest):
-                    treated = item.event.mdtrtarea_admvs or ledger.institutions[item.event.fixmedins_code].admdvs
-                    place = (treated, ledger.persons[info["psn_no"]].insuplc_admdvs)
-                elif isinstance(item.event, CancelRequest):
-                    place = places[info["init_setl_id"]]
-                else:
-                    continue
-                places[info["setl_id"]] = place
-                entries.append(entry(info, *place))
+            for _ in settle_lines(f, ledger, clearing):
+                pass
     except LedgerFailure as e:
         typer.echo(f"stopped: {e}", err=True)
         raise typer.Exit(3) from None
-    rows = statement(entries, period)
+    rows = clearing.rows(period)
     table = Table(title=f"clearing {period} · {len(rows)} rows", title_justify="left")
     for col in ("treatment place", "insured place", "institution", "settled", "cancelled", *SUMS):
         table.add_column(col, justify="left" if col in ("treatment place", "insured place", "institution") else "right")
@@ -236,12 +223,15 @@ def policies(
     """Load and validate the policies; list each rule set and when it applies (and its diseases)."""
     book = _book(policies)
     table = Table(title="rule sets")
-    for col in ("id", "region", "from", "until (exclusive)"):
-        table.add_column(col)
+    for col in ("id", "region", "from", "until (exclusive)", "settles"):
+        table.add_column(col, overflow="fold")
     for p in book.policies:
-        table.add_row(p.id, p.region, str(p.effective_from), str(p.effective_until or "—"))
+        table.add_row(p.id, p.region, str(p.effective_from), str(p.effective_until or "—"), "yes" if p.settles else "no")
     screen = Console()
     screen.print(table)
+    if not all(p.settles for p in book.policies):
+        screen.print("settles no: the seeds give the region's remote-care rules only; its settlements are "
+                     "refused NO_MONEY_POLICY with the routing decision")
     if not diseases:
         return
     for p in book.policies:
@@ -249,7 +239,9 @@ def policies(
                         title_justify="left")
         for col in ("code", "kind", "name (seed)", "alias"):
             listing.add_column(col, overflow="fold")
-        for kind, entries in (("chronic 慢性病", p.chronic.diseases), ("special 特殊病", p.special.diseases)):
+        kinds = ((("chronic 慢性病", p.chronic.diseases), ("special 特殊病", p.special.diseases)) if p.settles
+                 else (("chronic 慢特病 (remote care)", p.remote_care.diseases),))
+        for kind, entries in kinds:
             for d in entries:
                 listing.add_row(d.code, kind, d.name, d.alias or "")
         screen.print(listing)
@@ -315,7 +307,8 @@ def send(
 
 
 TAIL_TOPICS = {"requests": "settle.requests", "commands": "insured.commands", "ops": "ledger.ops",
-               "results": "settle.results", "rejected": "settle.rejected", "clearing": "clearing.entries"}
+               "results": "settle.results", "rejected": "settle.rejected", "clearing": "clearing.entries",
+               "statements": "clearing.statements"}
 
 
 @app.command()

@@ -229,7 +229,7 @@ class PartitionState:
             if where != HERE:
                 out.send(where, op)
                 return
-        out.extend(answers.apply(self.ledger, op, out.emit))
+        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions))
 
     def _coord(self, op: dict, out: Out) -> None:
         if self.coordinator is None:  # written to the wrong partition: pass it on
@@ -278,7 +278,7 @@ class PartitionState:
                 self.incoming.discard(psn_no)
             else:
                 self.guests.add(psn_no)
-        out.extend(answers.apply(self.ledger, op, out.emit))  # the bind that moved them
+        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions))  # the bind that moved them
         released = [(x, o) for x, o in self.parked if x in moved]
         self.parked = [(x, o) for x, o in self.parked if x not in moved]
         for _, waiting in released:

@@ -15,24 +15,47 @@ from .groups import PartitionState
 from .routing import Record, Source, rejected
 
 
-class PartitionLedgers:
-    def __init__(self, book: PolicyBook, partitions: int) -> None:
-        self.book, self.partitions = book, partitions
-        self.states: dict[int, PartitionState] = {}
+class Partitioned:
+    """The state of each owned partition of a topic whose log is its changelog, and the offset it
+    reflects: `apply` takes the record at `next_offset`; anything else asks for a rebuild."""
+
+    topic: str
+
+    def __init__(self) -> None:
+        self.states: dict = {}
         self.next_offset: dict[int, int] = {}
+
+    def fresh(self, partition: int):
+        raise NotImplementedError
 
     def in_sequence(self, partition: int, offset: int) -> bool:
         return self.next_offset.get(partition) == offset
 
     def reset(self, partition: int) -> None:
-        self.states[partition] = PartitionState(partition, self.partitions, self.book)
+        self.states[partition] = self.fresh(partition)
         self.next_offset[partition] = 0
 
     def drop(self, partition: int) -> None:
         self.states.pop(partition, None)
         self.next_offset.pop(partition, None)
 
-    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0) -> list[Record]:
+    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0,
+              headers: dict[str, bytes] | None = None) -> list[Record]:
+        raise NotImplementedError
+
+
+class PartitionLedgers(Partitioned):
+    topic = topics.LEDGER_OPS
+
+    def __init__(self, book: PolicyBook, partitions: int) -> None:
+        super().__init__()
+        self.book, self.partitions = book, partitions
+
+    def fresh(self, partition: int) -> PartitionState:
+        return PartitionState(partition, self.partitions, self.book)
+
+    def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0,
+              headers: dict[str, bytes] | None = None) -> list[Record]:
         """Take one `ledger_op`; return the records to produce (none while replaying)."""
         state = self.states[partition]
         self.next_offset[partition] = offset + 1

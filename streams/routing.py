@@ -1,4 +1,5 @@
-"""The router's decision for one incoming message: forward to the person's ledger partition, or reject.
+"""The router's decision for one incoming message: forward to the person's ledger partition (a
+clearing command to clearing.entries), or reject.
 
 Pure: given the message, it returns the records to produce. What goes on `ledger.ops` is a
 `ledger_op` Avro record carrying the request exactly as received, with its source. Invalid input
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
+from processors.clearing import close_ack
 from processors.ledger import error
 from schemas.avro import message_time
-from schemas.models import psn_no_of
+from schemas.models import CLEARING_EVENTS, ClearingCloseEvent, psn_no_of
 from schemas.serde import BadEvent, safe_text
 
 from . import codec, topics
@@ -38,6 +40,8 @@ class Source:
 
 
 COORDINATOR = 0  # the ledger.ops partition that places ledger groups (streams/groups.py)
+# a command among the entries of clearing.entries (a ledger_op record): a month's close, a 3201
+CLEARING_COMMAND = ("yb-record", b"ledger_op")
 BINDINGS = ("acct_bind", "acct_unbind")
 
 
@@ -56,10 +60,11 @@ def group_of(event) -> str | None:
     return psn_no_of(event)
 
 
-def home(psn_no: str, partitions: int) -> int:
-    """A person's home partition on ledger.ops: Kafka's default partitioner of their psn_no (murmur2),
-    so the place does not depend on which client wrote the op."""
-    return (murmur2(psn_no.encode("utf-8")) & 0x7FFFFFFF) % partitions
+def home(key: str, partitions: int) -> int:
+    """The partition of a key: a person's (psn_no) on ledger.ops, an institution's (fixmedins_code) on
+    clearing.entries. Kafka's default partitioner (murmur2), so the place does not depend on which
+    client wrote the record."""
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,
@@ -106,11 +111,13 @@ def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitio
     event = codec.decode(value, ctype)
     if isinstance(event, BadEvent):
         return reject(value, key, source, ctype, event.reason, event.infno, event.msgid, event.fixmedins_code)
-    group = group_of(event)
+    group = group_of(event) if not isinstance(event, CLEARING_EVENTS) else event.fixmedins_code or "*"
     op = {"group": group or "*", "source_topic": source.topic, "source_partition": source.partition,
           "source_offset": source.offset, "source_timestamp": source.timestamp_ms, "content_type": ctype,
           "body": value, "ack": True, "kind": "event", "via_partition": -1, "via_offset": -1, "seq": 0,
           "payload": b""}
+    if isinstance(event, CLEARING_EVENTS):
+        return _clearing(event, op, ctype, partitions)
     if group is None:  # reference data: one copy per ledger partition, answered by partition 0's
         return [Record(topics.LEDGER_OPS, b"*", codec.encode_record("ledger_op", dict(op, ack=p == 0)),
                        codec.AVRO_HEADERS, p) for p in range(partitions)]
@@ -119,3 +126,16 @@ def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitio
                        codec.AVRO_HEADERS, COORDINATOR)]
     return [Record(topics.LEDGER_OPS, group.encode("utf-8"), codec.encode_record("ledger_op", op), codec.AVRO_HEADERS,
                    home(group, partitions))]
+
+
+def _clearing(event, op: dict, ctype: str, partitions: int) -> list[Record]:
+    """A month's close goes to every clearing.entries partition (each writes its statements) and is
+    answered here; an institution's reconciliation goes to its partition, which answers it."""
+    headers = [*codec.AVRO_HEADERS, CLEARING_COMMAND]
+    if isinstance(event, ClearingCloseEvent):
+        ack = Record(topics.RESULTS, (event.fixmedins_code or "agency").encode(),
+                     codec.encode_result(close_ack(event), ctype), [("content-type", ctype.encode())])
+        command = codec.encode_record("ledger_op", dict(op, kind="clearing_close", ack=False))
+        return [ack] + [Record(topics.CLEARING, b"*", command, headers, p) for p in range(partitions)]
+    command = codec.encode_record("ledger_op", dict(op, kind="clearing_reconcile"))
+    return [Record(topics.CLEARING, op["group"].encode(), command, headers, home(op["group"], partitions))]

@@ -3,7 +3,10 @@
 Keys: `settle.requests` and `insured.commands` by `psn_no` (institutions by `fixmedins_code`), so one
 person's events keep their order; `ledger.ops` by person, written to their home partition (binds to
 partition 0, and ledger-group moves between partitions: streams/groups.py); `settle.results` by
-`fixmedins_code`, for the billing system that sent the request.
+`fixmedins_code`, for the billing system that sent the request. `clearing.entries` by institution
+(`fixmedins_code`, at its partition by Kafka's default partitioner): each settlement's and cancel's
+entry, an institution's reconciliation (3201), and a month's close written to every partition;
+`clearing.statements` by statement id.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ LEDGER_OPS = "ledger.ops"
 RESULTS = "settle.results"
 REJECTED = "settle.rejected"
 CLEARING = "clearing.entries"
+STATEMENTS = "clearing.statements"
 
 WEEK_MS = str(7 * 24 * 3600 * 1000)
 # The DLQ keeps the original bytes of what it rejects, oversized input included, up to this size
@@ -28,7 +32,8 @@ CONFIGS = {
     LEDGER_OPS: {"retention.ms": "-1"},
     RESULTS: {"retention.ms": WEEK_MS},
     REJECTED: {"retention.ms": WEEK_MS, "max.message.bytes": str(REJECTED_MAX_BYTES + 65536)},
-    CLEARING: {"retention.ms": "-1"},
+    CLEARING: {"retention.ms": "-1"},  # the clearing agent's changelog too: its state is replayed from it
+    STATEMENTS: {"retention.ms": "-1"},
 }
 ALL = tuple(CONFIGS)
 

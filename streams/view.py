@@ -8,16 +8,21 @@ from schemas import avro
 from schemas.privacy import mask_id
 
 from . import codec, topics
+from .routing import CLEARING_COMMAND
 
-AVRO_RECORDS = {topics.REJECTED: "rejected", topics.LEDGER_OPS: "ledger_op", topics.CLEARING: "clearing_entry"}
+AVRO_RECORDS = {topics.REJECTED: "rejected", topics.LEDGER_OPS: "ledger_op", topics.CLEARING: "clearing_entry",
+                topics.STATEMENTS: "clearing_statement"}
 
 
 def _document(topic: str, record) -> dict | None:
-    ctype = codec.content_type({k: v for k, v in (record.headers or [])})
+    headers = {k: v for k, v in (record.headers or [])}
+    ctype = codec.content_type(headers)
     try:
         if ctype == codec.JSON:
             doc = json.loads(record.value, parse_float=Decimal)
             return doc if isinstance(doc, dict) else None
+        if headers.get(CLEARING_COMMAND[0]) == CLEARING_COMMAND[1]:
+            return avro.decode_record("ledger_op", record.value)
         if topic in AVRO_RECORDS:
             return avro.decode_record(AVRO_RECORDS[topic], record.value)
         if topic == topics.RESULTS:
@@ -35,10 +40,16 @@ def describe(topic: str, record) -> str:
     if topic == topics.REJECTED:
         return (f"{head} [red]rejected[/red] {doc['source_topic']}[{doc['partition']}]@{doc['offset']} "
                 f"({doc['original_size']} bytes, {doc['rejected_at']}): {doc['reason']}")
-    if topic == topics.LEDGER_OPS:
+    if topic == topics.LEDGER_OPS or "kind" in doc and "body" in doc:
         via = f" via ledger.ops[{doc['via_partition']}]@{doc['via_offset']}" if doc["via_partition"] >= 0 else ""
         return (f"{head} {doc['kind']} op for {mask_id(doc['group'])} from {doc['source_topic']}"
                 f"@{doc['source_offset']}{via}")
+    if topic == topics.STATEMENTS:
+        if doc["kind"] != "statement":
+            return (f"{head} {doc['setlym']} closed on partition {doc['partition']}: {doc['statements']} statements"
+                    + (" (closed before)" if doc["again"] else ""))
+        return (f"{head} statement {doc['statement_id']}: {doc['settlements']} settled, {doc['cancels']} cancelled, "
+                f"medfee {doc['medfee_sumamt']} fund {doc['fund_pay_sumamt']}" + (f", {len(doc['late'])} late" if doc["late"] else ""))
     if topic == topics.CLEARING:
         return (f"{head} clearing {doc['setl_id']} {doc['fixmedins_code']} fund {doc['fund_pay_sumamt']} "
                 f"account {doc['acct_pay']} cash {doc['psn_cash_pay']}")

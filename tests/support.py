@@ -39,9 +39,10 @@ def hospitals() -> list[dict]:
 
 
 def person(psn_no: str = PSN, *, brdy: str = "1960-06-15", retired: bool = False, balc: str | None = None,
-           gend: str | None = None, maf_lv: str | None = None, maf_base_inc: str | None = None) -> dict:
+           gend: str | None = None, maf_lv: str | None = None, maf_base_inc: str | None = None,
+           insuplc_admdvs: str = "530100") -> dict:
     data = {"psn_no": psn_no, "brdy": brdy, "psn_type": "1201" if retired else "1101",
-            "insutype": "310", "insuplc_admdvs": "530100"}
+            "insutype": "310", "insuplc_admdvs": insuplc_admdvs}
     if balc is not None:
         data["balc"] = Decimal(balc)
     if gend is not None:

@@ -23,8 +23,9 @@ def test_demo_settles_every_line_and_output_is_byte_identical(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     results = [json.loads(l, parse_float=Decimal) for l in first.read_text().splitlines()]
     assert len(results) == len(DEMO.read_text().splitlines())
-    assert sum(r["infcode"] == 0 for r in results) == len(results) - 1
-    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 41: input.feedetail[0].det_item_fee_sumamt")
+    assert sum(r["infcode"] == 0 for r in results) == len(results) - 2
+    assert results[-3]["err_msg"].startswith("NO_MONEY_POLICY: cross-province care")  # the Shanxi-insured visit
+    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 44: input.feedetail[0].det_item_fee_sumamt")
 
 
 def test_demo_covers_every_benefit(tmp_path):
@@ -60,7 +61,7 @@ def test_explain_masks_personal_numbers(tmp_path):
 
 def test_summary_counts_ok_refused_and_invalid(tmp_path):
     result = _settle(DEMO, "-o", tmp_path / "r.jsonl")
-    assert "41 events: 40 ok, 0 refused, 1 invalid" in result.output
+    assert "44 events: 42 ok, 1 refused, 1 invalid" in result.output
 
 
 def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):
@@ -73,9 +74,10 @@ def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):
 
 
 def test_policies_lists_the_rule_sets():
-    result = runner.invoke(app, ["policies"])
+    result = runner.invoke(app, ["policies"], terminal_width=200)
     assert result.exit_code == 0
     assert "yunnan-provincial-2022" in result.output and "2024-11-01" in result.output
+    assert "shanxi-2025-03" in result.output and "remote-care rules only" in result.output.replace("\n", " ")
 
 
 def test_hostile_lines_get_error_results_and_the_file_goes_on(tmp_path):
@@ -124,6 +126,7 @@ def test_policies_lists_the_diseases_with_their_codes_and_aliases():
     shown = runner.invoke(app, ["policies", "--diseases"], terminal_width=200)
     assert shown.exit_code == 0
     assert "MXB18" in shown.stdout and "类风湿性关节炎" in shown.stdout and "TSB17" in shown.stdout
+    assert "SX08" in shown.stdout and "强直性脊柱炎" in shown.stdout
 
 
 def test_a_ledger_bug_stops_settle_at_its_line_with_the_results_before_it_written(tmp_path, monkeypatch):

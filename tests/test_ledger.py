@@ -37,8 +37,8 @@ def test_bad_person_records_name_the_field(data, field, reason):
 
 def test_person_of_an_uncovered_region_is_refused():
     event = person()
-    event["input"]["insuplc_admdvs"] = "140100"
-    assert "140100 is not covered" in _err(run([event])[0])
+    event["input"]["insuplc_admdvs"] = "440100"
+    assert "440100 is not covered" in _err(run([event])[0])
 
 
 @pytest.mark.parametrize("mutate, reason", [

@@ -173,3 +173,39 @@ def test_an_op_of_an_unknown_kind_is_dead_lettered_and_the_partition_goes_on():
     [dlq] = ledgers.apply(0, 0, codec.encode_record("ledger_op", dict(op, kind="teleport")))
     assert codec.decode_record("rejected", dlq.value)["reason"] == "ledger_op kind 'teleport' is unknown"
     assert ledgers.apply(0, 1, _op(person("P9")))  # the next op is taken as usual
+
+
+def test_a_months_close_goes_to_every_clearing_partition_and_is_answered_once():
+    close = {"infno": "clearing_close", "msgid": "CL-1", "input": {"setlym": "2025-03"}}
+    ack, *copies = _route(close, partitions=3)
+    assert (ack.topic, ack.key, json.loads(ack.value)["output"]) == (topics.RESULTS, b"agency", {"setlym": "2025-03"})
+    assert [(r.topic, r.partition, dict(r.headers)["yb-record"]) for r in copies] == \
+           [(topics.CLEARING, p, b"ledger_op") for p in range(3)]
+    assert {codec.decode_record("ledger_op", r.value)["kind"] for r in copies} == {"clearing_close"}
+
+
+def test_a_reconciliation_goes_to_its_institutions_clearing_partition():
+    recon = {"infno": "3201", "msgid": "R-1", "fixmedins_code": "H53010100001", "input": {
+        "stmt_begndate": "2025-03-01", "stmt_enddate": "2025-03-31", "medfee_sumamt": 0, "fund_pay_sumamt": 0,
+        "acct_pay": 0, "fixmedins_setl_cnt": 0}}
+    [record] = _route(recon)
+    assert (record.topic, record.key, record.partition) == (topics.CLEARING, b"H53010100001", home("H53010100001", 4))
+    op = codec.decode_record("ledger_op", record.value)
+    assert (op["kind"], op["group"], op["body"]) == ("clearing_reconcile", "H53010100001", encode(recon))
+
+
+def test_the_clearing_partition_answers_a_reconciliation_once_and_dead_letters_foreign_bytes():
+    from streams.clearing import PartitionClearing
+    recon = {"infno": "3201", "msgid": "R-2", "fixmedins_code": "H53010100001", "input": {
+        "stmt_begndate": "2025-03-01", "stmt_enddate": "2025-03-31", "medfee_sumamt": 0, "fund_pay_sumamt": 0,
+        "acct_pay": 0, "fixmedins_setl_cnt": 0}}
+    [record] = _route(recon, partitions=1)
+    clearings = PartitionClearing()
+    clearings.reset(0)
+    headers = dict(record.headers)
+    [answer] = clearings.apply(0, 0, record.value, headers=headers)
+    assert json.loads(answer.value)["output"]["stmt_rslt"] == "0"
+    assert clearings.apply(0, 1, record.value, headers=headers) == []  # the router's redo: taken once
+    [dead] = clearings.apply(0, 2, b"\x00not avro")
+    assert dead.topic == topics.REJECTED
+    assert "not a clearing record" in codec.decode_record("rejected", dead.value)["reason"]

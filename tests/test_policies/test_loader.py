@@ -32,7 +32,7 @@ def test_rule_set_chosen_by_settlement_date():
 
 
 def test_values_that_did_not_change_carry_into_the_new_rule_set():
-    old, new = BOOK.policies
+    old, new = [p for p in BOOK.policies if p.region == "yunnan"]
     assert old.inpatient == new.inpatient
     assert new.general_outpatient.retiree_ratio_bonus == Decimal("0.10")
     assert old.general_outpatient.retiree_ratio_bonus == Decimal("0.05")
@@ -40,8 +40,10 @@ def test_values_that_did_not_change_carry_into_the_new_rule_set():
 
 
 def test_uncovered_region_and_date_are_refused():
-    with pytest.raises(SettlementRefused, match="140100 is not covered"):
-        BOOK.select("140100", dt.date(2024, 11, 1))
+    with pytest.raises(SettlementRefused, match="440100 is not covered"):
+        BOOK.select("440100", dt.date(2024, 11, 1))
+    with pytest.raises(SettlementRefused, match="no rule set of region shanxi is in force on 2025-03-30"):
+        BOOK.select("140100", dt.date(2025, 3, 30))
     with pytest.raises(SettlementRefused, match="in force on 2021-12-31"):
         BOOK.select("530100", dt.date(2021, 12, 31))
 
@@ -99,3 +101,17 @@ def test_a_third_region_is_a_data_directory(region_copy):
     book = load_policies(region_copy)
     assert book.select("140100", dt.date(2024, 11, 1)).id == "other-2024-11"
     assert book.select("530100", dt.date(2024, 11, 1)).id == "yunnan-2024-11"
+
+
+def test_a_region_that_does_not_settle_holds_remote_care_only_and_refuses_money(tmp_path):
+    root = tmp_path / "policies"
+    shutil.copytree(POLICY_ROOT / "shanxi", root / "shanxi")
+    policy = load_policies(root).select("140100", dt.date(2025, 4, 1))
+    assert (policy.settles, policy.catalog, policy.inpatient) == (False, None, None)
+    assert policy.disease("冠心病").code == "SX08" and policy.disease("SX04").name == "尿毒症透析"
+    with pytest.raises(SettlementRefused, match="NO_MONEY_POLICY: policy data for shanxi .* has no account rules"):
+        policy.require_money("account rules")
+    shutil.copy(POLICY_ROOT / "yunnan" / "catalog.yaml", root / "shanxi" / "catalog.yaml")
+    with pytest.raises(PolicyError, match="unknown section file.*catalog.*settles: false"):
+        load_policies(root)
+
