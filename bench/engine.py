@@ -57,6 +57,9 @@ class EchoLedger:
         return {"infno": event.infno, "inf_refmsgid": event.msgid, "infcode": 0, "err_msg": None,
                 "warn_msg": None, "output": self.output}
 
+    def places(self, setl_id: str) -> tuple[str, str]:
+        return "530102", "530100"  # the canned result's clearing pair (booked once: its setl_id repeats)
+
 
 def pin(cpu: int | None) -> str:
     if not hasattr(os, "sched_setaffinity"):

@@ -20,7 +20,7 @@ from streams.topics import COMMANDS, REQUESTS, RESULTS
 
 REFERENCE = ("person", "institution", "2503", "2504", "accumulators")  # what `yibao run --population` sends first
 COMMAND_INFNOS = (*REFERENCE, "acct_credit", "acct_bind", "acct_unbind", "acct_contrib", "acct_query",
-                  "remote_filing", "remote_filing_cancel", "clearing_close")  # sent to insured.commands
+                  "remote_filing", "remote_filing_cancel", "clearing_close", "manual_claim")  # sent to insured.commands
 JSON_HEADERS = [("content-type", b"application/json")]
 
 

@@ -25,6 +25,7 @@ SUMS = ("medfee_sumamt", "fund_pay_sumamt", "hifp_pay", "hifob_pay", "maf_pay", 
         "psn_cash_pay")
 # 3201's totals (NHSA.md): compared field by field, with the net count of settlements
 RECONCILED = ("medfee_sumamt", "fund_pay_sumamt", "acct_pay")
+_RECONCILED_AT = tuple(SUMS.index(k) for k in RECONCILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,8 @@ def _blank(period: str, e: Entry) -> dict:
 def _count(row: dict, e: Entry) -> None:
     row["cancels" if e.cancels else "settlements"] += 1
     for k, amount in zip(SUMS, e.amounts):
-        row[k] += amount
+        if amount:
+            row[k] += amount
 
 
 def _fund_type(e: Entry) -> tuple[tuple[str, Decimal], ...]:
@@ -112,12 +114,20 @@ class Clearing:
         if row is None:
             row = rows[key] = _blank(period, e)
         _count(row, e)
-        funds = self._funds.setdefault((period, e.fixmedins_code), {})
+        funds = self._funds.get((period, e.fixmedins_code))
+        if funds is None:
+            funds = self._funds[period, e.fixmedins_code] = {}
         for kind, amount in _fund_type(e):
-            funds[kind] = funds.get(kind, ZERO) + amount
-        day = self._days.setdefault(e.fixmedins_code, {}).setdefault(e.day, _Day())
+            if amount:
+                funds[kind] = funds.get(kind, ZERO) + amount
+        days = self._days.get(e.fixmedins_code)
+        if days is None:
+            days = self._days[e.fixmedins_code] = {}
+        day = days.get(e.day)
+        if day is None:
+            day = days[e.day] = _Day()
         day.count += -1 if e.cancels else 1
-        day.sums = tuple(a + e.amounts[SUMS.index(k)] for a, k in zip(day.sums, RECONCILED))
+        day.sums = tuple(a + e.amounts[i] for a, i in zip(day.sums, _RECONCILED_AT))
         day.setl_ids.append(e.setl_id)
         return True
 
@@ -170,13 +180,20 @@ class Clearing:
                 "late": [{"setl_id": s, "setlym": m} for code, s, m in self._late.get(period, ()) if code == fixmedins_code]}
 
 
-def booked(result: dict, places: Callable[[str], tuple[str, str]]) -> Entry | None:
-    """The clearing entry of a ledger result, a settlement's or a cancel's (None for any other);
-    `places(setl_id)` gives a settlement's (treatment place, insured place): `Ledger.places`."""
-    if result["infcode"] != 0 or not result["output"] or "setlinfo" not in result["output"]:
+def clearable(result: dict) -> dict | None:
+    """The `setlinfo` of a result cleared with its institution, a settlement's or a cancel's; None for
+    anything else (a manual claim is paid by the agency, not cleared with the institution)."""
+    output = result["output"] if result["infcode"] == 0 else None
+    if not output or "setlinfo" not in output or "claim" in output:
         return None
-    info = result["output"]["setlinfo"]
-    return entry(info, *places(info.get("init_setl_id") or info["setl_id"]))
+    return output["setlinfo"]
+
+
+def booked(result: dict, places: Callable[[str], tuple[str, str]]) -> Entry | None:
+    """The clearing entry of a ledger result (None when it has none); `places(setl_id)` gives a
+    settlement's (treatment place, insured place): `Ledger.places`."""
+    info = clearable(result)
+    return None if info is None else entry(info, *places(info.get("init_setl_id") or info["setl_id"]))
 
 
 def close_ack(event: ClearingCloseEvent) -> dict:

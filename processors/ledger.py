@@ -37,9 +37,11 @@ from schemas.models import (
     DiseaseFilingEvent,
     InstitutionData,
     InstitutionEvent,
+    ManualClaimEvent,
     PersonData,
     PersonEvent,
     RemoteFilingEvent,
+    SettlementInput,
     SettlementRequest,
     psn_no_of,
 )
@@ -55,7 +57,8 @@ from .money import FEN, ZERO
 from .policy import PolicyBook
 from .remote_care import Filing, check_outpatient_disease, decide, filed_place, filing_end, summary
 from . import regions
-from .settlement import MONEY_FIELDS, Registration, settle
+from .manual_claim import claim_block, missing_materials
+from .settlement import MONEY_FIELDS, Outcome, Registration, settle
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,8 @@ class Ledger:
             return self._contribute(event)
         if isinstance(event, RemoteFilingEvent):
             return self._remote_filing(event) if event.infno == "remote_filing" else self._remote_unfiling(event)
+        if isinstance(event, ManualClaimEvent):
+            return self._claim(event)
         raise TypeError(f"not an event: {type(event).__name__}")
 
     # -- reference data -----------------------------------------------------------------------
@@ -349,13 +354,53 @@ class Ledger:
         if not policy.settles:
             raise SettlementRefused("NO_MONEY_POLICY", _without_money(
                 policy, person.insuplc_admdvs, summary(remote, person.insuplc_admdvs, treated), req, catalog))
+        outcome = self._book(req, req.infno, person, institution, rx_level, policy, treated, catalog)
+        if remote is not None:
+            outcome.output["remote"] = remote
+        return ok(req, outcome.output, outcome.warn_msg)
+
+    def _claim(self, event: ManualClaimEvent) -> dict:
+        """零星报销: settled as if direct, under the insured place's rules and the treatment place's
+        catalogue, without a filing (the claim is the remedy for care not settled directly), paid to
+        the claimant: the account is not debited. Not cleared with the institution: the agency pays."""
+        data, claim = event.input.data, event.input.claim
+        person = self._person_of(data.psn_no)
+        day = data.setl_time.date()
+        policy = self.book.select(person.insuplc_admdvs, day)
+        policy.require_money("manual-claim rules")
+        benefit = policy.med_types.get(data.med_type)
+        missing_materials(policy.manual_claim, benefit, data.med_type, data.emergency_flag == "1",
+                          claim.accident_flag == "1", claim.materials)
+        treated = event.mdtrtarea_admvs
+        remote = decide(policy, person.insuplc_admdvs, treated, day, self.filings.get(data.psn_no, []),
+                        data.emergency_flag == "1", claimed=True)
+        pharmacy = benefit == "pharmacy"
+        institution = InstitutionData(fixmedins_code=event.fixmedins_code, fixmedins_type="2" if pharmacy else "1",
+                                      hosp_lv=None if pharmacy else claim.hosp_lv, admdvs=treated, day_surgery=True,
+                                      matn=True)
+        req = SettlementRequest.model_construct(
+            infno="2102" if pharmacy else "2304" if benefit == "inpatient" else "2207", msgid=event.msgid,
+            fixmedins_code=event.fixmedins_code, mdtrtarea_admvs=treated,
+            input=SettlementInput.model_construct(data=data.model_copy(update={"acct_used_flag": "0"}),
+                                                  feedetail=event.input.feedetail))
+        catalog = policy.catalog if remote is None else self.book.catalog_at(treated, day)
+        outcome = self._book(req, event.infno, person, institution, claim.hosp_lv, policy, treated, catalog)
+        if remote is not None:
+            outcome.output["remote"] = remote
+        outcome.output["claim"] = claim_block(policy.manual_claim, claim.claim_date)
+        return ok(event, outcome.output, outcome.warn_msg)
+
+    def _book(self, req: SettlementRequest, infno: str, person: PersonData, institution: InstitutionData,
+              rx_level: int | None, policy, treated: str, catalog) -> Outcome:
+        """Settle and book: the year's totals, the debits (own account, then family), the record."""
+        data = req.input.data
         year = data.setl_time.year
         years = self.ytd.setdefault(data.psn_no, {})
         outcome = settle(
             req, person, self.balances[data.psn_no], institution, rx_level, policy,
             years.get(year, EMPTY), list(self.registrations.get(data.psn_no, {}).values()),
             any(acc.art_claimed for acc in years.values()),
-            self._authorizers(data.psn_no, day, policy), catalog,
+            self._authorizers(data.psn_no, data.setl_time.date(), policy), catalog,
         )
         years[year] = years.get(year, EMPTY).plus(outcome.delta)
         self.balances[data.psn_no] -= outcome.acct_pay
@@ -365,13 +410,11 @@ class Ledger:
         for auth, amount in outcome.drawn:  # one state change with the user's debit: the same apply
             self.balances[auth] -= amount
             self._move(auth, day, "mulaid", -amount, setl_id)
-        self.settlements[setl_id] = Settled(req.msgid, req.infno, data.psn_no, req.fixmedins_code, year,
+        self.settlements[setl_id] = Settled(req.msgid, infno, data.psn_no, req.fixmedins_code, year,
                                             outcome.delta, outcome.acct_pay, treated, person.insuplc_admdvs,
                                             outcome.drawn)
         self.by_msgid[data.psn_no, req.msgid] = setl_id
-        if remote is not None:
-            outcome.output["remote"] = remote
-        return ok(req, outcome.output, outcome.warn_msg)
+        return outcome
 
     def _cancel(self, req: CancelRequest) -> dict:
         d = req.input.data

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.models import ContributionInsutype, FeeCategory, FilingType, Relation
+from schemas.models import ContributionInsutype, FeeCategory, FilingType, Material, Relation
 
 from .exceptions import PolicyError, SettlementRefused
 
@@ -60,7 +60,7 @@ class DatedValue(_Frozen):
 
 class Parameter(_Frozen):
     description: str
-    unit: Literal["yuan", "ratio", "years", "months", "list", "flag"]
+    unit: Literal["yuan", "ratio", "years", "months", "working_days", "list", "flag"]
     values: dict[dt.date, DatedValue] = Field(min_length=1)
 
     @field_validator("values", mode="before")
@@ -296,6 +296,20 @@ class Account(_Frozen):
         return self
 
 
+class ManualClaim(_Frozen):
+    promised_working_days: int = Field(gt=0, le=60)
+    legal_working_days: int = Field(gt=0, le=60)
+    materials: dict[Literal["inpatient", "outpatient", "emergency", "accident"], frozenset[Material]]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ManualClaim":
+        if self.promised_working_days > self.legal_working_days:
+            raise ValueError("the promised time cannot exceed the legal time")
+        if set(self.materials) != {"inpatient", "outpatient", "emergency", "accident"}:
+            raise ValueError("materials needs inpatient, outpatient, emergency and accident")
+        return self
+
+
 class RemoteCare(_Frozen):
     in_province_filing_required: bool
     cross_province_filing_required: bool
@@ -335,6 +349,7 @@ class Policy(_Frozen):
     maternity: Maternity | None = None
     assistance: Assistance | None = None
     account: Account | None = None
+    manual_claim: ManualClaim | None = None
     remote_care: RemoteCare
 
     @model_validator(mode="after")

@@ -65,10 +65,11 @@ def scope(insured: str, treated: str) -> str:
 
 
 def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: list[Filing],
-           emergency: bool = False) -> dict | None:
+           emergency: bool = False, claimed: bool = False) -> dict | None:
     """The remote-care block of a settlement's result (None for local care), or SettlementRefused
     (NOT_FILED, with the remedy) when the care needs a filing, none is in force and the insured
-    place does not deem this care filed. `emergency`: the treating hospital marked it (急诊标识)."""
+    place does not deem this care filed. `emergency`: the treating hospital marked it (急诊标识).
+    `claimed`: a manual claim (零星报销), the remedy itself: no filing is asked for."""
     where = scope(insured, treated)
     if where == "local":
         return None
@@ -83,7 +84,7 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
         deemed = "emergency" if emergency else "unreferred"
         if deemed not in rules.deemed_filed:
             deemed = None
-    if required and filing is None and deemed is None:
+    if required and filing is None and deemed is None and not claimed:
         place = filed_place(policy, treated)
         months = rules.temporary_filing_months
         valid = f" (a temporary filing is valid {months} months)" if months else ""
@@ -100,7 +101,11 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
                      filing_begndate=filing.begndate.isoformat(),
                      filing_enddate=filing.enddate and filing.enddate.isoformat())
     temporary = filing.filing_type == "temporary" if filing is not None else where == "in_province"
-    if deemed == "unreferred":
+    if required and filing is None and deemed is None:  # claimed
+        block.update(ratio_effect="not_given", note=(
+            "claimed manually without a filing (零星报销): paid under the insured place's rules; whether unfiled "
+            "care is paid at a reduced ratio the seeds do not say"))
+    elif deemed == "unreferred":
         block.update(deemed_filed=deemed, ratio_effect="category", note=(
             "non-emergency care without a referral is deemed filed and paid under the insured place's rules for "
             "that category (seed 003: 非急诊且未转诊就医人员……视同已备案。按非急诊且未转诊就医人员待遇报销)"))

@@ -57,6 +57,7 @@ from .models import (
     ClearingCloseEvent,
     DiseaseFilingEvent,
     InstitutionEvent,
+    ManualClaimEvent,
     PersonEvent,
     ReconcileEvent,
     RemoteFilingEvent,
@@ -78,7 +79,7 @@ _INPUT_BRANCH = {  # infno -> the record of settle_request's `input` union, from
         (AccountCreditEvent, "yibao.AccountCreditData"), (AccountBindingEvent, "yibao.AccountBindingData"),
         (AccountContributionEvent, "yibao.AccountContributionData"), (RemoteFilingEvent, "yibao.RemoteFilingData"),
         (AccountQueryEvent, "yibao.AccountQueryData"), (ClearingCloseEvent, "yibao.ClearingCloseData"),
-        (ReconcileEvent, "yibao.ReconcileData"),
+        (ReconcileEvent, "yibao.ReconcileData"), (ManualClaimEvent, "yibao.ManualClaimInput"),
     )
     for infno in model.model_fields["infno"].annotation.__args__
 }
@@ -166,7 +167,7 @@ def encode_request(event: dict) -> bytes:
         raise AvroEncodeError(f"infno: {infno!r} is not one of {', '.join(INFNOS)}")
     if "input" in event:
         event = {**event, "input": (branch, event["input"])}
-    return _write("settle_request", _prepare(load_schemas()["settle_request"], event, ""))
+    return _write("settle_request", _prepare(_codecs()["settle_request"].plain, event, ""))
 
 
 def decode_event(data: bytes):
@@ -247,13 +248,32 @@ def _record_name(name: str) -> str:
 
 
 class _Codec:
-    __slots__ = ("raw", "to_wire", "from_wire", "from_wire_sparse")
+    __slots__ = ("raw", "plain", "to_wire", "from_wire", "from_wire_sparse")
 
     def __init__(self, doc: dict, parsed: dict) -> None:
         self.raw = parse_schema(_strip_decimals(doc), named_schemas={})
-        self.to_wire = _encoder(parsed, "")
-        self.from_wire = _decoder(parsed, drop=False)
-        self.from_wire_sparse = _decoder(parsed, drop=True)  # absent optional fields left out
+        self.plain = _expand(parsed, {})
+        self.to_wire = _encoder(self.plain, "")
+        self.from_wire = _decoder(self.plain, drop=False)
+        self.from_wire_sparse = _decoder(self.plain, drop=True)  # absent optional fields left out
+
+
+def _expand(schema: Any, named: dict[str, dict]) -> Any:
+    """The parsed schema with each use of a named type by its name replaced by its definition, so the
+    walks below see one plain structure (yibao's schemas are not recursive)."""
+    if isinstance(schema, str):
+        return named.get(schema, schema)
+    if isinstance(schema, list):
+        return [_expand(s, named) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "record":
+        out = dict(schema, fields=[dict(f, type=_expand(f["type"], named)) for f in schema["fields"]])
+        named[schema["name"]] = out
+        return out
+    if schema.get("type") == "array":
+        return dict(schema, items=_expand(schema["items"], named))
+    return schema
 
 
 def _read(name: str, data: bytes, sparse: bool = False) -> dict:

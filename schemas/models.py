@@ -472,10 +472,46 @@ class ReconcileEvent(Envelope):
 
 CLEARING_EVENTS = (ClearingCloseEvent, ReconcileEvent)
 
+Material = Literal["invoice", "fee_list", "illness_certificate", "discharge_summary", "bank_account",
+                   "emergency_certificate", "accident_proof"]
+
+
+class ClaimData(Wire):
+    """What a manual claim (零星报销) adds to the bill: when it was made, the treating institution's
+    level, and the materials handed in (seed 002 七、2; `accident_flag` 1: an injury in an accident,
+    which needs `accident_proof` — the police or court finding, or the claimant's written promise)."""
+
+    claim_date: dt.date
+    hosp_lv: Level
+    materials: Annotated[list[Material], Field(max_length=16)] = []
+    accident_flag: Flag = "0"
+
+
+class ManualClaimInput(SettlementInput):
+    claim: ClaimData
+
+
+class ManualClaimEvent(Envelope):
+    """manual_claim (yibao's infno): care paid in full at an institution, claimed at the insured place
+    (cross-province without a filing, an outage, ...): settled under the insured place's rules with
+    the treatment place's catalogue, paid to the claimant (the account is not debited), with due dates.
+    The envelope names the treating institution (`fixmedins_code`) and place (`mdtrtarea_admvs`)."""
+
+    infno: Literal["manual_claim"]
+    fixmedins_code: Id
+    mdtrtarea_admvs: Admdvs
+    input: ManualClaimInput
+
+    @model_validator(mode="after")
+    def _after_the_care(self) -> "ManualClaimEvent":
+        if self.input.claim.claim_date < self.input.data.setl_time.date():
+            raise ValueError("input.claim.claim_date is before the care (input.data.setl_time)")
+        return self
+
 Event = Annotated[
     Union[SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
           AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent, RemoteFilingEvent,
-          ClearingCloseEvent, ReconcileEvent],
+          ClearingCloseEvent, ReconcileEvent, ManualClaimEvent],
     Field(discriminator="infno"),
 ]
 EVENT = TypeAdapter(Event)
@@ -494,7 +530,7 @@ INFNOS = sorted(
         v
         for m in (SettlementRequest, CancelRequest, PersonEvent, InstitutionEvent, DiseaseFilingEvent, AccumulatorEvent,
                   AccountCreditEvent, AccountBindingEvent, AccountContributionEvent, AccountQueryEvent,
-                  RemoteFilingEvent, ClearingCloseEvent, ReconcileEvent)
+                  RemoteFilingEvent, ClearingCloseEvent, ReconcileEvent, ManualClaimEvent)
         for v in m.model_fields["infno"].annotation.__args__
     }
 )

@@ -2,6 +2,7 @@
 data is missing, and the clearing entry of a settlement or cancel."""
 from __future__ import annotations
 
+from processors.clearing import clearable
 from processors.ledger import Ledger, error
 from schemas.serde import BadEvent
 
@@ -34,7 +35,7 @@ def apply(ledger: Ledger, op: dict, emit: bool, partitions: int) -> list[Record]
         source = Source(op["source_topic"], op["source_partition"], op["source_offset"], op["source_timestamp"])
         out.append(Record(topics.REJECTED, None, rejected(body, source, ctype, err, result["infno"],
                                                           result["inf_refmsgid"]), codec.AVRO_HEADERS))
-    info = (result.get("output") or {}).get("setlinfo") if result["infcode"] == 0 else None
+    info = clearable(result)
     if info is not None:
         treated, insured = ledger.places(info.get("init_setl_id") or info["setl_id"])
         entry = {k: info.get(k) for k in CLEARING_FIELDS}

@@ -25,13 +25,15 @@ def _report(events: Path, period: str, out: Path) -> list[dict]:
 
 
 def _by_result(events: Path, period: str) -> dict[str, Decimal]:
-    """The same sums straight from `yibao settle`'s results, each setl_id once."""
+    """The same sums straight from `yibao settle`'s results, each setl_id once (manual claims aside:
+    the agency pays them, they are not cleared with an institution)."""
     settled = runner.invoke(app, ["settle", str(events)])
     infos = {}
     for line in settled.stdout.splitlines():
         if not line.startswith("{"):
             continue
-        info = ((json.loads(line, parse_float=Decimal).get("output") or {}).get("setlinfo"))
+        output = json.loads(line, parse_float=Decimal).get("output") or {}
+        info = output.get("setlinfo") if "claim" not in output else None  # a manual claim is not cleared
         if info and info["setl_time"].startswith(period):
             infos.setdefault(info["setl_id"], info)
     return {k: sum((i[k] for i in infos.values()), Decimal("0.00")) for k in SUMS} | {"n": len(infos)}

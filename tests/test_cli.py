@@ -24,8 +24,9 @@ def test_demo_settles_every_line_and_output_is_byte_identical(tmp_path):
     results = [json.loads(l, parse_float=Decimal) for l in first.read_text().splitlines()]
     assert len(results) == len(DEMO.read_text().splitlines())
     assert sum(r["infcode"] == 0 for r in results) == len(results) - 2
-    assert results[-3]["err_msg"].startswith("NO_MONEY_POLICY: cross-province care")  # the Shanxi-insured visit
-    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 44: input.feedetail[0].det_item_fee_sumamt")
+    assert results[-4]["err_msg"].startswith("NO_MONEY_POLICY: cross-province care")  # the Shanxi-insured visit
+    assert results[-2]["output"]["claim"] == {"claim_date": "2025-01-06", "promised_by": "2025-01-26", "due_by": "2025-02-08"}  # Spring Festival: Jan 28-Feb 4 off, Sun Jan 26 and Sat Feb 8 worked
+    assert results[-1]["err_msg"].startswith("BAD_EVENT: line 45: input.feedetail[0].det_item_fee_sumamt")
 
 
 def test_demo_covers_every_benefit(tmp_path):
@@ -61,7 +62,7 @@ def test_explain_masks_personal_numbers(tmp_path):
 
 def test_summary_counts_ok_refused_and_invalid(tmp_path):
     result = _settle(DEMO, "-o", tmp_path / "r.jsonl")
-    assert "44 events: 42 ok, 1 refused, 1 invalid" in result.output
+    assert "45 events: 43 ok, 1 refused, 1 invalid" in result.output
 
 
 def test_bad_policy_directory_stops_start_up_with_the_reason(tmp_path):

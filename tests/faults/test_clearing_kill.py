@@ -26,8 +26,8 @@ def test_kill_9_during_clearing_leaves_the_statements_as_offline(broker, spawn, 
     setup = [institution(c, 1 + i % 3) for i, c in enumerate(codes)] + people
     bills = [settlement([line(f"{60 + i % 300}.{i % 89:02d}"), line("20", "02")], psn_no=people[i % 30]["input"]["psn_no"],
                         fixmedins_code=codes[i % 5], day=f"2025-05-{1 + i % 28:02d}", acct_used_flag=str(i % 2),
-                        msgid=f"KCL-B{i:05d}") for i in range(3000)]
-    cancels = [cancel(bills[i], msgid=f"KCL-C{i:05d}") for i in range(0, 3000, 97)]
+                        msgid=f"KCL-B{i:05d}") for i in range(2000)]
+    cancels = [cancel(bills[i], msgid=f"KCL-C{i:05d}") for i in range(0, 2000, 61)]
     first = spawn(broker.bootstrap)
     first.wait_started()
     send(broker.bootstrap, setup, tmp_path, timeout=90)
