@@ -173,32 +173,28 @@ app.add_typer(clearing_app, name="clearing")
 
 @clearing_app.command("report")
 def clearing_report(
-    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file of events to settle offline"),
+    events: Optional[Path] = typer.Argument(None, exists=True, dir_okay=False,
+                                            help="JSON-lines file of events to settle offline (default: read the "
+                                                 "running service's clearing.entries)"),
     period: str = typer.Option(..., "--period", help="the month to report, yyyy-MM (by settlement date)"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="also write the rows to this CSV file"),
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="HOST:PORT (default: KAFKA_BOOTSTRAP_SERVERS)"),
+    idle: float = typer.Option(2.0, "--idle", help="stop reading clearing.entries after this many seconds without a record"),
 ) -> None:
-    """Settle EVENTS offline, then sum the PERIOD's settlements and cancels per clearing pair
-    (treatment prefecture → insured prefecture) and institution; print the table, write the CSV."""
+    """Sum the PERIOD's settlements and cancels per clearing pair (treatment prefecture → insured
+    prefecture) and institution, from EVENTS settled offline or from the service's clearing.entries;
+    print the table, write the CSV."""
     import csv
     import re
 
-    from processors.clearing import SUMS, Clearing
+    from processors.clearing import SUMS
     from processors.regions import name
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
         typer.echo(f"--period {period!r}: give a month as yyyy-MM", err=True)
         raise typer.Exit(2)
-    ledger = Ledger(_book(policies))
-    clearing = Clearing()
-    try:
-        with events.open("rb") as f:
-            for _ in settle_lines(f, ledger, clearing):
-                pass
-    except LedgerFailure as e:
-        typer.echo(f"stopped: {e}", err=True)
-        raise typer.Exit(3) from None
-    rows = clearing.rows(period)
+    rows = _offline_rows(events, policies, period) if events is not None else _service_rows(bootstrap, idle, period)
     table = Table(title=f"clearing {period} · {len(rows)} rows", title_justify="left")
     for col in ("treatment place", "insured place", "institution", "settled", "cancelled", *SUMS):
         table.add_column(col, justify="left" if col in ("treatment place", "insured place", "institution") else "right")
@@ -304,6 +300,43 @@ def send(
     sys.stdout.flush()
     typer.echo(f"{len(outgoing)} sent, {len(outgoing) - missing} results, {missing} missing", err=True)
     raise typer.Exit(1 if missing or bad else 0)
+
+
+def _offline_rows(events: Path, policies: Path, period: str) -> list[dict]:
+    from processors.clearing import Clearing
+
+    ledger, clearing = Ledger(_book(policies)), Clearing()
+    try:
+        with events.open("rb") as f:
+            for _ in settle_lines(f, ledger, clearing):
+                pass
+    except LedgerFailure as e:
+        typer.echo(f"stopped: {e}", err=True)
+        raise typer.Exit(3) from None
+    return clearing.rows(period)
+
+
+def _service_rows(bootstrap: Optional[str], idle: float, period: str) -> list[dict]:
+    """Replay clearing.entries, every partition from its start, as the clearing agent does (closes
+    included, so a closed month's late entries count where the agent counted them)."""
+    import asyncio
+
+    from connectors.client import tail as tail_topic
+    from streams.clearing import PartitionClearing
+    from streams.settings import Settings
+    from streams.topics import CLEARING
+
+    clearings = PartitionClearing()
+
+    def take(record) -> None:
+        if record.partition not in clearings.states:
+            clearings.reset(record.partition)
+        clearings.apply(record.partition, record.offset, record.value, emit=False,
+                        headers={k: v for k, v in (record.headers or [])})
+
+    asyncio.run(tail_topic(_bootstrap(bootstrap), CLEARING, True, None, Settings().kafka_kwargs(), take, idle))
+    rows = [row for state in clearings.states.values() for row in state.rows(period)]
+    return sorted(rows, key=lambda r: (r["mdtrtarea_admvs"], r["insuplc_admdvs"], r["fixmedins_code"]))
 
 
 TAIL_TOPICS = {"requests": "settle.requests", "commands": "insured.commands", "ops": "ledger.ops",

@@ -1,13 +1,18 @@
 """The clearing agent on the real broker: every settlement and cancel booked once per clearing pair
 and institution; an institution's 3201 reconciled; a month's close writes each institution's
-statement once, equal to the sum of its results and to the offline run's; an entry of a closed
-month counts in the next one, flagged late. (Recovery after kill -9: tests/faults/test_clearing_kill.py.)"""
+statement once, equal to the sum of its results; an entry of a closed month counts in the next one,
+flagged late; `yibao clearing report` reads the same rows from the service. (Recovery after kill -9,
+statements equal to the offline run's: tests/faults/test_clearing_kill.py.)"""
+import csv
 import json
 import time
 from decimal import Decimal
 
+from typer.testing import CliRunner
+
 from processors.clearing import SUMS
 from schemas import avro
+from streams.cli import app
 from tests.integration.harness import read_all, send
 from tests.support import cancel, institution, line, person, settlement
 
@@ -110,3 +115,14 @@ def test_statements_reconciliation_close_once_and_late_entries(broker, worker, t
     [st] = [s for s in april if s["fixmedins_code"] == codes[1]]
     assert st["late"] == [{"setl_id": late_info["setl_id"], "setlym": "2025-03"}]
     assert (st["settlements"], st["medfee_sumamt"]) == (1, Decimal("88.80"))
+
+    # `yibao clearing report` without a file reads the service's clearing.entries: March's rows as stated
+    out = tmp_path / "march.csv"
+    shown = CliRunner().invoke(app, ["clearing", "report", "--period", "2025-03", "--bootstrap", broker.bootstrap,
+                                     "--csv", str(out)])
+    assert shown.exit_code == 0, shown.output
+    with out.open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["fixmedins_code"] in codes]
+    for code in codes:
+        [row] = [r for r in rows if r["fixmedins_code"] == code]
+        assert {k: Decimal(row[k]) for k in SUMS} == {k: mine[code][k] for k in SUMS}
