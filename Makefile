@@ -12,10 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The service on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the demo population loaded.
+# The service on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the demo population loaded,
+# every record archived under archive/ (yibao archive verify archive).
 YIBAO_METRICS_PORT ?= 9464
+YIBAO_ARCHIVE_DIR ?= archive
 run: $(STAMP)
-	YIBAO_METRICS_PORT=$(YIBAO_METRICS_PORT) $(BIN)/yibao run --population examples/demo.jsonl
+	YIBAO_METRICS_PORT=$(YIBAO_METRICS_PORT) YIBAO_ARCHIVE_DIR=$(YIBAO_ARCHIVE_DIR) $(BIN)/yibao run --population examples/demo.jsonl
 
 # The same demo offline: no broker, one result per event, with derivations.
 demo: $(STAMP)

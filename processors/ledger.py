@@ -384,7 +384,7 @@ class Ledger:
             input=SettlementInput.model_construct(data=data.model_copy(update={"acct_used_flag": "0"}),
                                                   feedetail=event.input.feedetail))
         catalog = policy.catalog if remote is None else self.book.catalog_at(treated, day)
-        outcome = self._book(req, event.infno, person, institution, claim.hosp_lv, policy, treated, catalog)
+        outcome = self._book(req, event.infno, person, institution, data.rx_hosp_lv, policy, treated, catalog)
         if remote is not None:
             outcome.output["remote"] = remote
         outcome.output["claim"] = claim_block(policy.manual_claim, claim.claim_date)

@@ -302,6 +302,63 @@ def send(
     raise typer.Exit(1 if missing or bad else 0)
 
 
+archive_app = typer.Typer(no_args_is_help=True, help="the audit archive: every record, in hash-chained Avro files")
+app.add_typer(archive_app, name="archive")
+
+
+@archive_app.command("run")
+def archive_run(
+    directory: Path = typer.Option(Path("archive"), "--dir", help="the archive directory"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="HOST:PORT (default: KAFKA_BOOTSTRAP_SERVERS)"),
+    parent: Optional[int] = typer.Option(None, "--parent", help="stop when this process is no longer the parent"),
+) -> None:
+    """Archive every record of the service's topics into DIR until SIGTERM/SIGINT; then seal."""
+    import asyncio
+    import signal
+
+    from streams.archiver import run as run_archiver
+    from streams.settings import Settings
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        return await run_archiver(_bootstrap(bootstrap), directory, Settings().kafka_kwargs(), stop, parent)
+
+    written = asyncio.run(main())
+    typer.echo(f"archive {directory}: {written} records written, sealed", err=True)
+
+
+@archive_app.command("verify")
+def archive_verify(directory: Path = typer.Argument(..., exists=True, file_okay=False,
+                                                    help="an archive, or a folder of archives (`yibao run`'s)")) -> None:
+    """Check the manifest's hash chain and every file's SHA-256, count and offsets; name each problem."""
+    from collections import Counter
+
+    from connectors.archive import MANIFEST, read_manifest, verify
+
+    archives = [directory] if (directory / MANIFEST).exists() else \
+        sorted(p.parent for p in directory.glob(f"*/{MANIFEST}"))
+    screen = Console(highlight=False, soft_wrap=True)
+    if not archives:
+        screen.print(f"[red]{directory}: no {MANIFEST} here or in a folder below[/red]")
+        raise typer.Exit(1)
+    bad = 0
+    for archive in archives:
+        problems, head = verify(archive)
+        entries = [] if problems and "not JSON" in problems[0] else list(read_manifest(archive))
+        per_topic = Counter()
+        for e in entries:
+            per_topic[e["topic"]] += e["records"]
+        screen.print(f"[bold]{archive}[/bold]: " + ", ".join(f"{t} {n}" for t, n in sorted(per_topic.items())))
+        for p in problems:
+            screen.print(f"  [red]{p}[/red]")
+        screen.print(f"  {len(entries)} segments, head {head}: " + ("[green]intact[/green]" if not problems
+                                                                  else f"[red]{len(problems)} problems[/red]"))
+        bad += bool(problems)
+    raise typer.Exit(1 if bad else 0)
+
+
 def _offline_rows(events: Path, policies: Path, period: str) -> list[dict]:
     from processors.clearing import Clearing
 

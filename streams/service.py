@@ -10,12 +10,18 @@ backoff (`streams.transport`), the repeated log lines are rate-limited (`streams
 keeps answering with `yibao_broker_up 0` (`streams.metrics`). A stop requested meanwhile cannot
 finish gracefully (Faust waits for the broker on the way out), so SIGTERM/SIGINT arm a deadline,
 YIBAO_STOP_TIMEOUT (5 s), after which the process ends with exit code 5 (`streams.health`).
+With YIBAO_ARCHIVE_DIR set (`make run` sets `archive/`), an archiver process (streams/archiver.py)
+appends every record to the audit archive; it is stopped, and seals its files, before the broker.
 Exit codes: 0 stopped as asked, 3 the embedded broker died, 4 an agent failed, 5 a stop forced at
 its deadline, 2 a policy error at start-up.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import faust
@@ -53,13 +59,21 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
     book = load_policies(settings.policies)  # a PolicyError stops start-up before anything runs
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    broker = None
+    broker = archiver = None
     bootstrap = settings.bootstrap
     if bootstrap is None:
         broker = EmbeddedBroker().start()
         bootstrap = broker.bootstrap
     try:
         loop.run_until_complete(ensure_topics(bootstrap, settings.partitions, **settings.kafka_kwargs()))
+        if settings.archive_dir is not None:
+            # The embedded broker starts empty each time, its offsets from 0: each of its lives gets its own
+            # archive folder. A configured cluster keeps its log, so its archive goes on in one folder.
+            life = dt.datetime.now(dt.timezone.utc).strftime("embedded-%Y%m%dT%H%M%SZ") if broker else "cluster"
+            folder = settings.archive_dir / life
+            archiver = subprocess.Popen([sys.executable, "-m", "streams.cli", "archive", "run", "--dir", str(folder),
+                                         "--bootstrap", bootstrap, "--parent", str(os.getpid())])
+            print(f"  archive: {folder} (yibao archive verify {settings.archive_dir})", flush=True)
         if population is not None:
             sent = loop.run_until_complete(send_reference_data(bootstrap, population, settings))
             print(f"demo population: {sent} reference events from {population}", flush=True)
@@ -94,5 +108,11 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
             code = 0
         return code
     finally:
+        if archiver is not None:  # sealed before the broker goes: it reads to the last record it can
+            archiver.terminate()
+            try:
+                archiver.wait(30)
+            except subprocess.TimeoutExpired:
+                archiver.kill()
         if broker is not None:
             broker.stop()

@@ -41,6 +41,9 @@ class Settings:
     stop_timeout: float = field(default_factory=lambda: _float("YIBAO_STOP_TIMEOUT", 5.0))
     log_format: str = field(default_factory=lambda: os.environ.get("YIBAO_LOG_FORMAT", "json"))
     policies: Path = field(default_factory=lambda: Path(os.environ.get("YIBAO_POLICIES", str(POLICY_ROOT))))
+    # Where `yibao run` archives every record (streams/archiver.py, its own process); unset: no archive.
+    archive_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_ARCHIVE_DIR"])
+                                     if os.environ.get("YIBAO_ARCHIVE_DIR") else None)
     security_protocol: str = field(default_factory=lambda: os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
     sasl_mechanism: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_MECHANISM") or None)
     sasl_username: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_USERNAME") or None)
