@@ -57,7 +57,7 @@ from .money import FEN, ZERO
 from .policy import PolicyBook
 from .remote_care import Filing, check_outpatient_disease, decide, filed_place, filing_end, summary
 from . import regions
-from .manual_claim import claim_block, missing_materials
+from .manual_claim import check_materials, claim_block
 from .settlement import MONEY_FIELDS, Outcome, Registration, settle
 
 
@@ -349,8 +349,7 @@ class Ledger:
         if remote and remote["scope"] == "cross_province" and policy.med_types.get(data.med_type) == "chronic_special_outpatient":
             registered = {r.code for r in self.registrations.get(data.psn_no, {}).values() if r.active_on(day)}
             check_outpatient_disease(policy, data.dise_codg, registered, day, remote)
-        # 就医地目录: the treatment place's catalogue; at home (and in the same region) the insured place's
-        catalog = policy.catalog if remote is None else self.book.catalog_at(treated, day)
+        catalog = self._catalog(policy, remote, treated, day)
         if not policy.settles:
             raise SettlementRefused("NO_MONEY_POLICY", _without_money(
                 policy, person.insuplc_admdvs, summary(remote, person.insuplc_admdvs, treated), req, catalog))
@@ -369,7 +368,7 @@ class Ledger:
         policy = self.book.select(person.insuplc_admdvs, day)
         policy.require_money("manual-claim rules")
         benefit = policy.med_types.get(data.med_type)
-        missing_materials(policy.manual_claim, benefit, data.med_type, data.emergency_flag == "1",
+        check_materials(policy.manual_claim, benefit, data.med_type, data.emergency_flag == "1",
                           claim.accident_flag == "1", claim.materials)
         treated = event.mdtrtarea_admvs
         remote = decide(policy, person.insuplc_admdvs, treated, day, self.filings.get(data.psn_no, []),
@@ -383,12 +382,17 @@ class Ledger:
             fixmedins_code=event.fixmedins_code, mdtrtarea_admvs=treated,
             input=SettlementInput.model_construct(data=data.model_copy(update={"acct_used_flag": "0"}),
                                                   feedetail=event.input.feedetail))
-        catalog = policy.catalog if remote is None else self.book.catalog_at(treated, day)
+        catalog = self._catalog(policy, remote, treated, day)
         outcome = self._book(req, event.infno, person, institution, data.rx_hosp_lv, policy, treated, catalog)
         if remote is not None:
             outcome.output["remote"] = remote
         outcome.output["claim"] = claim_block(policy.manual_claim, claim.claim_date)
         return ok(event, outcome.output, outcome.warn_msg)
+
+    def _catalog(self, policy, remote: dict | None, treated: str, day: dt.date):
+        """就医地目录: the treatment place's catalogue data (None where yibao holds none); at home the
+        insured place's, without a lookup."""
+        return policy.catalog if remote is None else self.book.catalog_at(treated, day)
 
     def _book(self, req: SettlementRequest, infno: str, person: PersonData, institution: InstitutionData,
               rx_level: int | None, policy, treated: str, catalog) -> Outcome:

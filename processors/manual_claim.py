@@ -21,7 +21,7 @@ from .policy import ManualClaim
 INPATIENT = frozenset({"inpatient", "day_surgery", "maternity"})  # the benefits claimed with a discharge summary
 
 
-def missing_materials(rules: ManualClaim, benefit: str | None, med_type: str, emergency: bool, accident: bool,
+def check_materials(rules: ManualClaim, benefit: str | None, med_type: str, emergency: bool, accident: bool,
                       given: list[str]) -> None:
     """Refuse MATERIALS_MISSING, naming what the claim lacks for this kind of care."""
     kind = "inpatient" if benefit in INPATIENT and med_type != "51" else "outpatient"  # 51: maternity outpatient

@@ -20,6 +20,7 @@ from . import regions
 from .exceptions import SettlementRefused
 from .policy import Policy
 
+
 @dataclass(frozen=True, slots=True)
 class Filing:
     filing_type: str
@@ -79,12 +80,10 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
     rules = policy.remote_care
     required = rules.in_province_filing_required if where == "in_province" else rules.cross_province_filing_required
     filing = next((f for f in reversed(filings) if f.in_force(day) and f.covers(treated)), None)
-    deemed = None
-    if required and filing is None:
-        deemed = "emergency" if emergency else "unreferred"
-        if deemed not in rules.deemed_filed:
-            deemed = None
-    if required and filing is None and deemed is None and not claimed:
+    kind = "emergency" if emergency else "unreferred"
+    deemed = kind if required and filing is None and kind in rules.deemed_filed else None
+    unfiled = required and filing is None and deemed is None
+    if unfiled and not claimed:
         place = filed_place(policy, treated)
         months = rules.temporary_filing_months
         valid = f" (a temporary filing is valid {months} months)" if months else ""
@@ -101,7 +100,7 @@ def decide(policy: Policy, insured: str, treated: str, day: dt.date, filings: li
                      filing_begndate=filing.begndate.isoformat(),
                      filing_enddate=filing.enddate and filing.enddate.isoformat())
     temporary = filing.filing_type == "temporary" if filing is not None else where == "in_province"
-    if required and filing is None and deemed is None:  # claimed
+    if unfiled:  # a manual claim
         block.update(ratio_effect="not_given", note=(
             "claimed manually without a filing (零星报销): paid under the insured place's rules; whether unfiled "
             "care is paid at a reduced ratio the seeds do not say"))

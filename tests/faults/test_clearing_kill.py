@@ -28,17 +28,17 @@ def test_kill_9_during_clearing_leaves_the_statements_as_offline(broker, spawn, 
                         fixmedins_code=codes[i % 5], day=f"2025-05-{1 + i % 28:02d}", acct_used_flag=str(i % 2),
                         msgid=f"KCL-B{i:05d}") for i in range(2000)]
     cancels = [cancel(bills[i], msgid=f"KCL-C{i:05d}") for i in range(0, 2000, 61)]
-    first = spawn(broker.bootstrap)
+    # two workers in one group share the clearing partitions; one is killed in the burst, and the other
+    # takes its partitions over, rebuilding their clearing state from the log
+    first, second = spawn(broker.bootstrap), spawn(broker.bootstrap)
     first.wait_started()
+    second.wait_started()
     send(broker.bootstrap, setup, tmp_path, timeout=90)
     produce(broker.bootstrap, [("settle.requests", b["input"]["data"]["psn_no"].encode(), encode(b),
                                 [("content-type", b"application/json")]) for b in bills])
     wait_for_results(broker.bootstrap, [b["msgid"] for b in bills], at_least=300, idle=0.2)
     first.signal(signal.SIGKILL)
     assert first.wait(60) == -signal.SIGKILL
-
-    second = spawn(broker.bootstrap)
-    second.wait_started()
     send(broker.bootstrap, cancels, tmp_path, timeout=180)
     results = wait_for_results(broker.bootstrap, [b["msgid"] for b in bills], at_least=len(bills), timeout=180)
     infos = {_info(next(iter(results[m])))["setl_id"] for m in [b["msgid"] for b in bills + cancels]}
