@@ -26,6 +26,7 @@ from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers, Partitioned
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
+from .snapshots import Snapshots, value_hash
 
 log = logging.getLogger("yibao.agents")
 
@@ -50,9 +51,18 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     entries = app.topic(topics.CLEARING, key_type=bytes, value_type=bytes)
     ledgers = PartitionLedgers(book, settings.partitions)
     clearings = PartitionClearing()
+    snapshots = Snapshots(settings.snapshot_dir, settings.snapshot_every, settings.policies, book) \
+        if settings.snapshot_dir else None
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 
-    async def handle_batch(events, name: str, handle) -> None:
+    def snapshot(states: Partitioned) -> None:
+        """Snapshot the partitions due: called with every record of the batch acknowledged, so a
+        snapshot never reflects a record whose outputs could still be lost."""
+        due = snapshots.due(states.topic, states.next_offset)
+        snapshots.save(states.topic, [(p, states.next_offset[p], value_hash(states.last_value[p]), states.states[p])
+                                      for p in due])
+
+    async def handle_batch(events, name: str, handle, states: Partitioned | None) -> None:
         m = None
         try:
             futures = []
@@ -62,11 +72,13 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 positions[(m.topic, m.partition)] = m.offset + 1
                 futures += await _produce(app, await handle(m))
             await asyncio.gather(*futures)
+            if snapshots is not None and states is not None:
+                snapshot(states)
         except BaseException as e:  # noqa: BLE001 - RecursionError, MemoryError, a cancel: never ack this batch
             where = f" on {m.topic}[{m.partition}]@{m.offset}" if m is not None else ""
             health.abort(f"{name} agent failed{where}: {e!r}", AGENT_FAILED)
 
-    async def pump(stream, name: str, handle) -> None:
+    async def pump(stream, name: str, handle, states: Partitioned | None = None) -> None:
         """Handle each batch's messages in order; wait once per batch for what they produced.
 
         Faust acknowledges a batch when this loop asks for the next one, and also when the loop is
@@ -77,7 +89,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
         refusing a write) aborts the process inside the batch, before it is acknowledged: a restart
         redoes it."""
         async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000):
-            batch = asyncio.ensure_future(handle_batch(events, name, handle))
+            batch = asyncio.ensure_future(handle_batch(events, name, handle, states))
             try:
                 await asyncio.shield(batch)
             except asyncio.CancelledError:
@@ -90,7 +102,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
 
     async def settle_one(m) -> list[Record]:
         if not ledgers.in_sequence(m.partition, m.offset):
-            await rebuild(ledgers, bootstrap, settings, m.partition, m.offset)
+            await rebuild(ledgers, bootstrap, settings, m.partition, m.offset, snapshots)
         started = time.perf_counter()
         records = ledgers.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000))
         metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
@@ -98,7 +110,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
 
     async def clear_one(m) -> list[Record]:
         if not clearings.in_sequence(m.partition, m.offset):
-            await rebuild(clearings, bootstrap, settings, m.partition, m.offset)
+            await rebuild(clearings, bootstrap, settings, m.partition, m.offset, snapshots)
         return clearings.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000),
                                headers=_headers(m))
 
@@ -108,11 +120,11 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
 
     @app.agent(ops, name="ledger")
     async def ledger(stream):
-        await pump(stream, "ledger", settle_one)
+        await pump(stream, "ledger", settle_one, ledgers)
 
     @app.agent(entries, name="clearing")
     async def clearing(stream):
-        await pump(stream, "clearing", clear_one)
+        await pump(stream, "clearing", clear_one, clearings)
 
     @app.timer(5.0)
     async def lag() -> None:
@@ -132,9 +144,10 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     return ledgers
 
 
-async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, partition: int, upto: int) -> None:
-    """Replay the partition's log (ledger.ops, clearing.entries) offsets [0, upto) into a fresh state,
-    emitting nothing.
+async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, partition: int, upto: int,
+                  snapshots: Snapshots | None = None) -> None:
+    """Bring the partition's state to offset `upto` from its log (ledger.ops, clearing.entries): from the
+    newest snapshot that belongs to this log (`streams.snapshots`), else from offset 0, emitting nothing.
 
     Reads until it has seen offset upto-1 itself: no end offset is trusted (BROKER.md, point 1).
     """
@@ -148,7 +161,19 @@ async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, parti
     await consumer.start()
     try:
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        origin = "offset 0"
+        for offset, path in snapshots.candidates(states.topic, partition, upto) if snapshots else ():
+            last = await _read_one(consumer, tp, offset - 1, started)
+            state = snapshots.load(path, states.topic, partition, value_hash(last))
+            if state is not None:
+                states.reset(partition, state, offset, last)
+                snapshots.loaded(states.topic, partition, offset)
+                origin = f"the snapshot at offset {offset}"
+                break
+        if states.next_offset[partition] == 0:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, states.next_offset[partition])
         replayed = 0
         while states.next_offset[partition] < upto:
             batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
@@ -157,9 +182,26 @@ async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, parti
                     break
                 states.apply(partition, m.offset, m.value, emit=False, headers=_headers(m))
                 replayed += 1
-            if not batch and time.monotonic() - started > 120:
-                raise RuntimeError(f"{states.topic}[{partition}] replay stalled at offset {states.next_offset[partition]}"
-                                   f" before {upto}: the log is incomplete")
-        log.info("%s[%d] rebuilt from %d records in %.2fs", states.topic, partition, replayed, time.monotonic() - started)
+            _stalled(batch, started, states.topic, partition, states.next_offset[partition], upto)
+        log.info("%s[%d] rebuilt from %s and %d records in %.2fs", states.topic, partition, origin, replayed,
+                 time.monotonic() - started)
     finally:
         await consumer.stop()
+
+
+async def _read_one(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, started: float) -> bytes | None:
+    """The value of the record at `offset`, read back from the broker."""
+    consumer.seek(tp, offset)
+    while True:
+        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+        for m in batch.get(tp, []):
+            if m.offset == offset:
+                return m.value
+            if m.offset > offset:  # compacted or deleted away: no record to compare
+                return None
+        _stalled(batch, started, tp.topic, tp.partition, offset, offset + 1)
+
+
+def _stalled(batch: dict, started: float, topic: str, partition: int, at: int, upto: int) -> None:
+    if not batch and time.monotonic() - started > 120:
+        raise RuntimeError(f"{topic}[{partition}] replay stalled at offset {at} before {upto}: the log is incomplete")

@@ -24,6 +24,7 @@ class Partitioned:
     def __init__(self) -> None:
         self.states: dict = {}
         self.next_offset: dict[int, int] = {}
+        self.last_value: dict[int, bytes] = {}  # partition -> the value of the record at next_offset - 1
 
     def fresh(self, partition: int):
         raise NotImplementedError
@@ -31,13 +32,20 @@ class Partitioned:
     def in_sequence(self, partition: int, offset: int) -> bool:
         return self.next_offset.get(partition) == offset
 
-    def reset(self, partition: int) -> None:
-        self.states[partition] = self.fresh(partition)
-        self.next_offset[partition] = 0
+    def reset(self, partition: int, state=None, offset: int = 0, last_value: bytes = b"") -> None:
+        """Start the partition over: empty at offset 0, or `state` (a snapshot's) at `offset`."""
+        self.states[partition] = self.fresh(partition) if state is None else state
+        self.next_offset[partition] = offset
+        self.last_value[partition] = last_value
 
     def drop(self, partition: int) -> None:
         self.states.pop(partition, None)
         self.next_offset.pop(partition, None)
+        self.last_value.pop(partition, None)
+
+    def _took(self, partition: int, offset: int, value: bytes) -> None:
+        self.next_offset[partition] = offset + 1
+        self.last_value[partition] = value
 
     def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0,
               headers: dict[str, bytes] | None = None) -> list[Record]:
@@ -58,7 +66,7 @@ class PartitionLedgers(Partitioned):
               headers: dict[str, bytes] | None = None) -> list[Record]:
         """Take one `ledger_op`; return the records to produce (none while replaying)."""
         state = self.states[partition]
-        self.next_offset[partition] = offset + 1
+        self._took(partition, offset, value)
         try:
             op = codec.decode_record("ledger_op", value)
         except ValueError as e:  # not written by yibao: foreign bytes on an internal topic

@@ -44,6 +44,11 @@ class Settings:
     # Where `yibao run` archives every record (streams/archiver.py, its own process); unset: no archive.
     archive_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_ARCHIVE_DIR"])
                                      if os.environ.get("YIBAO_ARCHIVE_DIR") else None)
+    # Where the worker keeps snapshots of its partition states (streams/snapshots.py), and how many records
+    # of a partition's log between two; unset: every start and rebalance replays the log from offset 0.
+    snapshot_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_SNAPSHOT_DIR"])
+                                      if os.environ.get("YIBAO_SNAPSHOT_DIR") else None)
+    snapshot_every: int = field(default_factory=lambda: _int("YIBAO_SNAPSHOT_EVERY", 10_000))
     security_protocol: str = field(default_factory=lambda: os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"))
     sasl_mechanism: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_MECHANISM") or None)
     sasl_username: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_USERNAME") or None)

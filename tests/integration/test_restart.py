@@ -1,7 +1,8 @@
 """Stopping the worker mid-stream (SIGTERM, then kill -9) loses nothing and answers each request once.
 
-The ledger's state is replayed from ledger.ops on start, so after any stop every request gets exactly
-one distinct result and the totals are those of the offline run.
+The ledger's state is rebuilt from ledger.ops on start (from the newest snapshot, written every 1,000
+records here, and the records after it), so after any stop every request gets exactly one distinct
+result and the totals are those of the offline run.
 """
 import signal
 
@@ -27,20 +28,21 @@ def _stop_midstream(worker: Worker, bootstrap: str, bills: list[dict], sig: int)
 
 
 def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(broker, spawn, tmp_path):
+    env = {"YIBAO_SNAPSHOT_DIR": str(tmp_path / "snapshots"), "YIBAO_SNAPSHOT_EVERY": "1000"}
     people = [person(f"RST{i:04d}", balc="2000", retired=i % 3 == 0, brdy=f"19{50 + i % 30}-03-0{1 + i % 8}")
               for i in range(40)]
-    first = spawn(broker.bootstrap)
+    first = spawn(broker.bootstrap, extra_env=env)
     first.wait_started()
     send(broker.bootstrap, hospitals() + people, tmp_path, timeout=90)
 
     batch1, batch2 = mixed_bills(people, 12000, "T"), mixed_bills(people, 12000, "K")
     _stop_midstream(first, broker.bootstrap, batch1, signal.SIGTERM)
 
-    second = spawn(broker.bootstrap)
+    second = spawn(broker.bootstrap, extra_env=env)
     second.wait_started()
     _stop_midstream(second, broker.bootstrap, batch2, signal.SIGKILL)
 
-    third = spawn(broker.bootstrap)
+    third = spawn(broker.bootstrap, extra_env=env)
     third.wait_started()
     msgids = [b["msgid"] for b in batch1 + batch2]
     seen = wait_for_results(broker.bootstrap, msgids, at_least=len(msgids), timeout=180)
@@ -54,3 +56,6 @@ def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(
     want = offline(hospitals() + people + batch1 + batch2 + probes)[-len(probes):]
     assert [got[p["msgid"]] for p in probes] == want  # balances and year totals equal the offline run
     assert third.stop() == 0, third.log()
+    # the last start began at snapshots (written by the workers before it, the last one killed), not at offset 0
+    assert "rebuilt from the snapshot at offset" in third.log(), third.log()
+    assert not any("not used" in w.log() for w in (first, second, third))
