@@ -13,11 +13,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The service on the embedded broker (or KAFKA_BOOTSTRAP_SERVERS), with the demo population loaded,
-# every record archived under archive/ (yibao archive verify archive).
+# every record archived under archive/ (yibao archive verify archive) and restored from there at the
+# next start, the partition states snapshotted under snapshots/.
 YIBAO_METRICS_PORT ?= 9464
 YIBAO_ARCHIVE_DIR ?= archive
+YIBAO_SNAPSHOT_DIR ?= snapshots
 run: $(STAMP)
-	YIBAO_METRICS_PORT=$(YIBAO_METRICS_PORT) YIBAO_ARCHIVE_DIR=$(YIBAO_ARCHIVE_DIR) $(BIN)/yibao run --population examples/demo.jsonl
+	YIBAO_METRICS_PORT=$(YIBAO_METRICS_PORT) YIBAO_ARCHIVE_DIR=$(YIBAO_ARCHIVE_DIR) \
+	YIBAO_SNAPSHOT_DIR=$(YIBAO_SNAPSHOT_DIR) $(BIN)/yibao run --population examples/demo.jsonl
 
 # The same demo offline: no broker, one result per event, with derivations.
 demo: $(STAMP)

@@ -5,7 +5,13 @@ entries are hash-chained, so a removed, reordered or edited file is detected (`v
 Layout under the archive directory:
 - `<topic>/<partition>/<yyyy-MM-dd>-<first offset>.avro`: a sealed segment; records in offset order,
   each with its topic, partition, offset, timestamp (ms), key, headers and value bytes as read.
-- `<...>.avro.open`: the segment being written (not in the manifest until sealed).
+- `<...>.avro.open`: the segment being written (not in the manifest until sealed). Its blocks are
+  flushed after every batch, so a writer killed mid-way leaves whole blocks and at most one cut
+  short: the next writer on the folder seals the whole blocks (`_recover`).
+- `positions.json`: where the service's consumers stood (their committed offsets) when the archive
+  last held everything before them; what a restore starts the consumers at (streams/restore.py).
+  Operational, not evidence: it is outside the hash chain.
+- `.lock`: held by the one writer of the folder.
 - `manifest.jsonl`: one line per sealed segment: `seq`, `topic`, `partition`, `period`, `file`,
   `first_offset`, `last_offset`, `records`, `sha256` (of the file), `prev` (the previous line's
   `hash`) and `hash` (SHA-256 of the line's other fields, `prev` included). The last line's `hash`
@@ -18,6 +24,7 @@ append-only object (or one object per line).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 from collections.abc import Iterator
@@ -28,6 +35,7 @@ import fastavro
 from fastavro.write import Writer
 
 MANIFEST = "manifest.jsonl"
+POSITIONS = "positions.json"
 GENESIS = "0" * 64
 SCHEMA = fastavro.parse_schema({
     "type": "record", "name": "ArchivedRecord", "namespace": "yibao",
@@ -76,19 +84,28 @@ class _Open:
     records: int = 0
 
 
+class ArchiveBusy(RuntimeError):
+    """Another writer holds the archive folder."""
+
+
 class ArchiveWriter:
     """Appends records per topic-partition in offset order; seals segments into the manifest."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.root / ".lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise ArchiveBusy(f"{self.root} is being written by another archiver") from None
         self.entries = list(read_manifest(self.root))
         self.next_offset: dict[tuple[str, int], int] = {}
         for e in self.entries:
             self.next_offset[e["topic"], e["partition"]] = e["last_offset"] + 1
         self._open: dict[tuple[str, int], _Open] = {}
-        for stale in self.root.glob("*/*/*.avro.open"):  # a segment a crash left unsealed: its records are read again
-            stale.unlink()
+        self.recovered = sum(self._recover(stale) for stale in sorted(self.root.glob("*/*/*.avro.open")))
 
     def add(self, topic: str, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
             headers: list[tuple[str, bytes]], value: bytes | None) -> bool:
@@ -118,7 +135,34 @@ class ArchiveWriter:
         for tp in list(self._open):
             self._seal(tp)
 
-    close = seal_all
+    def close(self) -> None:
+        self.seal_all()
+        self._lock.close()  # releases the lock
+
+    def write_positions(self, committed: dict[tuple[str, int], int], partitions: int) -> None:
+        """Record the consumers' committed offsets, which the archive should already cover (atomic), and
+        the topics' partition count."""
+        doc = {"partitions": partitions, "committed": [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(committed.items())],
+               "archived": [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(self.next_offset.items())]}
+        tmp = self.root / f".{POSITIONS}.tmp"
+        tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(self.root / POSITIONS)
+
+    def _recover(self, stale: Path) -> int:
+        """Seal the whole blocks of a segment a crash left open; the records recovered."""
+        taken = stale.with_suffix(".recovering")
+        stale.rename(taken)
+        recovered = 0
+        try:
+            with taken.open("rb") as f:
+                for r in fastavro.reader(f):
+                    recovered += self.add(r["topic"], r["partition"], r["offset"], r["timestamp"], r["key"],
+                                          [(h["key"], h["value"]) for h in r["headers"]], r["value"])
+        except Exception:  # noqa: BLE001 - the block the kill cut short ends the segment, whatever the reader says
+            pass
+        self.seal_all()
+        taken.unlink()
+        return recovered
 
     def _start(self, topic: str, partition: int, period: str, offset: int) -> _Open:
         folder = self.root / topic / str(partition)
@@ -143,6 +187,11 @@ class ArchiveWriter:
         with (self.root / MANIFEST).open("a", encoding="utf-8") as m:
             m.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
         self.entries.append(entry)
+
+
+def read_positions(root: Path) -> dict | None:
+    path = Path(root) / POSITIONS
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def read_manifest(root: Path) -> Iterator[dict]:
@@ -188,9 +237,10 @@ def verify(root: Path) -> tuple[list[str], str]:
                             "in no segment: a segment is missing")
         ends[tp] = e.get("last_offset", -1)
         problems += _check_file(root, e, where)
-    for path in sorted(root.glob("*/*/*.avro")):
-        if path.relative_to(root).as_posix() not in listed:
-            problems.append(f"{path.relative_to(root).as_posix()}: a segment the manifest does not list")
+    for path in sorted(root.glob("*/*/*.avro")):  # an .avro.open segment is not sealed yet: not evidence yet
+        name = path.relative_to(root).as_posix()
+        if name not in listed:
+            problems.append(f"{name}: a segment the manifest does not list")
     return problems, prev
 
 

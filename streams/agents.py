@@ -26,6 +26,7 @@ from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers, Partitioned
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
+from .restore import is_placeholder
 from .snapshots import Snapshots, value_hash
 
 log = logging.getLogger("yibao.agents")
@@ -97,12 +98,17 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 raise
 
     async def route_one(m) -> list[Record]:
+        if is_placeholder(m.headers):
+            return []
         source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
         return route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
 
     async def settle_one(m) -> list[Record]:
         if not ledgers.in_sequence(m.partition, m.offset):
             await rebuild(ledgers, bootstrap, settings, m.partition, m.offset, snapshots)
+        if is_placeholder(m.headers):
+            ledgers.took(m.partition, m.offset, m.value)
+            return []
         started = time.perf_counter()
         records = ledgers.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000))
         metrics.SETTLE_SECONDS.observe(time.perf_counter() - started)
@@ -111,6 +117,9 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     async def clear_one(m) -> list[Record]:
         if not clearings.in_sequence(m.partition, m.offset):
             await rebuild(clearings, bootstrap, settings, m.partition, m.offset, snapshots)
+        if is_placeholder(m.headers):
+            clearings.took(m.partition, m.offset, m.value)
+            return []
         return clearings.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000),
                                headers=_headers(m))
 
@@ -180,7 +189,10 @@ async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, parti
             for m in batch.get(tp, []):
                 if m.offset >= upto:
                     break
-                states.apply(partition, m.offset, m.value, emit=False, headers=_headers(m))
+                if is_placeholder(m.headers):
+                    states.took(partition, m.offset, m.value)
+                else:
+                    states.apply(partition, m.offset, m.value, emit=False, headers=_headers(m))
                 replayed += 1
             _stalled(batch, started, states.topic, partition, states.next_offset[partition], upto)
         log.info("%s[%d] rebuilt from %s and %d records in %.2fs", states.topic, partition, origin, replayed,

@@ -4,14 +4,21 @@ archive holds, by a consumer of its own (no group, nothing committed: the archiv
 
 It runs as its own process (`yibao archive run`; `yibao run` starts one when YIBAO_ARCHIVE_DIR is set),
 so it costs the worker no CPU of its own thread. Each batch read is flushed to its open segments; a
-stop (SIGTERM/SIGINT, or its parent process gone) seals every segment into the manifest. A kill -9
-leaves the open segments unsealed: the next start drops them and reads their records again.
+stop (SIGTERM/SIGINT, or its parent process gone) reads on until the topics have been quiet for
+`IDLE` seconds (`yibao run` stops the worker first, so this reaches the last record), records the
+service's committed offsets (`positions.json`) and seals every segment into the manifest. A kill -9
+leaves the open segments unsealed: the next start seals their whole blocks and reads on from there.
+
+While running, the committed offsets of the service's consumer group are read every `POSITIONS_EVERY`
+seconds and recorded at the next flush, with what the archive holds; a restore starts each consumer
+at the lower of the two (streams/restore.py).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,14 +29,33 @@ from . import topics
 
 log = logging.getLogger("yibao.archiver")
 TOPICS = topics.ALL
+IDLE = 1.0
+POSITIONS_EVERY = 2.0
 
 
-async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, parent: int | None = None) -> int:
+async def committed(group: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
+    """The group's committed offsets of the partitions it consumes (those it never committed left out)."""
+    found = {}
+    for tp in tps:
+        if tp.topic in topics.CONSUMED:
+            offset = await group.committed(tp)
+            if offset is not None:
+                found[tp.topic, tp.partition] = offset
+    return found
+
+
+async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, parent: int | None = None,
+              group_id: str = "yibao") -> int:
     """Archive until `stop` is set (or `parent` is no longer this process's parent); the records written."""
     writer = ArchiveWriter(root)
+    if writer.recovered:
+        log.warning("archive %s: %d records of segments left open by a crash sealed", root, writer.recovered)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_bytes=50_000_000, max_partition_fetch_bytes=20_000_000, **kafka)
+    # the service's group, only asked for its committed offsets: it never joins, never commits
+    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **kafka)
     await consumer.start()
+    await group.start()
     written = 0
     try:
         missing = [t for t in TOPICS if not consumer.partitions_for_topic(t)]
@@ -43,16 +69,33 @@ async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, pare
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, position)
+        group.assign([tp for tp in tps if tp.topic in topics.CONSUMED])
+        partitions = len(consumer.partitions_for_topic(topics.LEDGER_OPS))
+        pending, asked = None, time.monotonic()
         while not stop.is_set() and (parent is None or os.getppid() == parent):
-            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for recs in batches.values():
-                for r in recs:
-                    written += writer.add(r.topic, r.partition, r.offset, r.timestamp, r.key, list(r.headers or ()),
-                                          r.value)
-            if batches:
-                writer.flush()
+            written += await _poll(consumer, writer)
+            if pending is not None:  # asked before this poll: what the archive holds now covers more of it
+                writer.write_positions(pending, partitions)
+                pending = None
+            if time.monotonic() - asked >= POSITIONS_EVERY:
+                pending, asked = await committed(group, tps), time.monotonic()
+        while (n := await _poll(consumer, writer, IDLE)):  # the last records the stopped service wrote
+            written += n
+        writer.write_positions(await committed(group, tps), partitions)
     finally:
         writer.close()
+        await group.stop()
         await consumer.stop()
         log.info("archive %s: %d records written, %d segments in the manifest", root, written, len(writer.entries))
+    return written
+
+
+async def _poll(consumer: AIOKafkaConsumer, writer: ArchiveWriter, wait: float = 0.5) -> int:
+    batches = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=10_000)
+    written = 0
+    for recs in batches.values():
+        for r in recs:
+            written += writer.add(r.topic, r.partition, r.offset, r.timestamp, r.key, list(r.headers or ()), r.value)
+    if batches:
+        writer.flush()
     return written

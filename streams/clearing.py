@@ -36,7 +36,7 @@ class PartitionClearing(Partitioned):
     def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0,
               headers: dict[str, bytes] | None = None) -> list[Record]:
         state = self.states[partition]
-        self._took(partition, offset, value)
+        self.took(partition, offset, value)
         command = (headers or {}).get(CLEARING_COMMAND[0]) == CLEARING_COMMAND[1]
         try:
             doc = codec.decode_record("ledger_op" if command else "clearing_entry", value)

@@ -323,9 +323,16 @@ def archive_run(
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        return await run_archiver(_bootstrap(bootstrap), directory, Settings().kafka_kwargs(), stop, parent)
+        settings = Settings()
+        return await run_archiver(_bootstrap(bootstrap), directory, settings.kafka_kwargs(), stop, parent,
+                                  settings.app_id)
 
-    written = asyncio.run(main())
+    from connectors.archive import ArchiveBusy
+    try:
+        written = asyncio.run(main())
+    except ArchiveBusy as e:
+        typer.echo(f"cannot archive: {e}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"archive {directory}: {written} records written, sealed", err=True)
 
 

@@ -43,7 +43,8 @@ class Partitioned:
         self.next_offset.pop(partition, None)
         self.last_value.pop(partition, None)
 
-    def _took(self, partition: int, offset: int, value: bytes) -> None:
+    def took(self, partition: int, offset: int, value: bytes) -> None:
+        """The record at `offset` is taken (applied, or skipped: a restore's placeholder)."""
         self.next_offset[partition] = offset + 1
         self.last_value[partition] = value
 
@@ -66,7 +67,7 @@ class PartitionLedgers(Partitioned):
               headers: dict[str, bytes] | None = None) -> list[Record]:
         """Take one `ledger_op`; return the records to produce (none while replaying)."""
         state = self.states[partition]
-        self._took(partition, offset, value)
+        self.took(partition, offset, value)
         try:
             op = codec.decode_record("ledger_op", value)
         except ValueError as e:  # not written by yibao: foreign bytes on an internal topic

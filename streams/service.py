@@ -12,6 +12,9 @@ finish gracefully (Faust waits for the broker on the way out), so SIGTERM/SIGINT
 YIBAO_STOP_TIMEOUT (5 s), after which the process ends with exit code 5 (`streams.health`).
 With YIBAO_ARCHIVE_DIR set (`make run` sets `archive/`), an archiver process (streams/archiver.py)
 appends every record to the audit archive; it is stopped, and seals its files, before the broker.
+An embedded broker starts empty: when the archive folder holds an earlier life, it is first restored
+into the broker (streams/restore.py) and archiving goes on in the same folder, so a stop and start
+loses nothing (YIBAO_RESTORE=0 starts empty, in a new folder).
 Exit codes: 0 stopped as asked, 3 the embedded broker died, 4 an agent failed, 5 a stop forced at
 its deadline, 2 a policy error at start-up.
 """
@@ -22,6 +25,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import faust
@@ -34,8 +38,25 @@ from . import agents, metrics
 from .health import BROKER_DIED, Health
 from .app import create_app
 from .logs import logging_config
+from .restore import RestoreRefused, newest, restore
 from .settings import Settings
 from .topics import ensure_topics
+
+
+def _restore(loop: asyncio.AbstractEventLoop, bootstrap: str, folder: Path, settings: Settings) -> bool:
+    """Restore `folder` into the empty embedded broker; True when it held anything."""
+    print(f"restoring {folder} into the embedded broker ...", flush=True)
+    started = time.monotonic()
+    try:
+        done = loop.run_until_complete(restore(bootstrap, folder, settings.kafka_kwargs(), settings.app_id,
+                                               settings.partitions))
+    except RestoreRefused as e:
+        raise SystemExit(f"cannot restore: {e}\nmove the archive away, or start empty with YIBAO_RESTORE=0") from None
+    if done.recovered:
+        print(f"  {done.recovered} records of segments a crash left open sealed first", flush=True)
+    print(f"  restored {done.records} records ({done.placeholders} placeholders) in "
+          f"{time.monotonic() - started:.1f}s; consumers resume at {len(done.positions)} committed offsets", flush=True)
+    return done.records > 0
 
 
 class Worker(faust.Worker):
@@ -66,15 +87,23 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
         bootstrap = broker.bootstrap
     try:
         loop.run_until_complete(ensure_topics(bootstrap, settings.partitions, **settings.kafka_kwargs()))
+        restored = False
         if settings.archive_dir is not None:
-            # The embedded broker starts empty each time, its offsets from 0: each of its lives gets its own
-            # archive folder. A configured cluster keeps its log, so its archive goes on in one folder.
-            life = dt.datetime.now(dt.timezone.utc).strftime("embedded-%Y%m%dT%H%M%SZ") if broker else "cluster"
-            folder = settings.archive_dir / life
+            # A configured cluster keeps its log, so its archive goes on in one folder. The embedded broker
+            # starts empty: the newest archive is restored into it and goes on, or a new one begins.
+            folder = settings.archive_dir / "cluster"
+            if broker is not None:
+                folder = newest(settings.archive_dir) if settings.restore else None
+                if folder is not None:
+                    restored = _restore(loop, bootstrap, folder, settings)
+                else:
+                    folder = settings.archive_dir / dt.datetime.now(dt.timezone.utc).strftime("embedded-%Y%m%dT%H%M%SZ")
             archiver = subprocess.Popen([sys.executable, "-m", "streams.cli", "archive", "run", "--dir", str(folder),
                                          "--bootstrap", bootstrap, "--parent", str(os.getpid())])
             print(f"  archive: {folder} (yibao archive verify {settings.archive_dir})", flush=True)
-        if population is not None:
+        if population is not None and restored:
+            print("demo population: already in the restored log, not sent again", flush=True)
+        elif population is not None:
             sent = loop.run_until_complete(send_reference_data(bootstrap, population, settings))
             print(f"demo population: {sent} reference events from {population}", flush=True)
         app = create_app(settings, bootstrap)

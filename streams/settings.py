@@ -44,6 +44,9 @@ class Settings:
     # Where `yibao run` archives every record (streams/archiver.py, its own process); unset: no archive.
     archive_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_ARCHIVE_DIR"])
                                      if os.environ.get("YIBAO_ARCHIVE_DIR") else None)
+    # With the embedded broker (empty at each start) and an archive: restore the newest archive into it before
+    # serving, and go on archiving there (streams/restore.py); 0 starts empty, in a new archive folder.
+    restore: bool = field(default_factory=lambda: os.environ.get("YIBAO_RESTORE", "1") not in ("0", "false", "no"))
     # Where the worker keeps snapshots of its partition states (streams/snapshots.py), and how many records
     # of a partition's log between two; unset: every start and rebalance replays the log from offset 0.
     snapshot_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_SNAPSHOT_DIR"])

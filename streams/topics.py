@@ -36,6 +36,7 @@ CONFIGS = {
     STATEMENTS: {"retention.ms": "-1"},
 }
 ALL = tuple(CONFIGS)
+CONSUMED = (REQUESTS, COMMANDS, LEDGER_OPS, CLEARING)  # what the service's agents read (its consumer group)
 
 
 async def ensure_topics(bootstrap: str, partitions: int, **kafka) -> None:

@@ -3,12 +3,17 @@ hash-chained manifest, and `verify` naming every kind of tampering an auditor mu
 record (a changed amount), a deleted file, reordered or removed manifest lines, an edited manifest."""
 import json
 import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import fastavro
 import pytest
 
-from connectors.archive import MANIFEST, SCHEMA, ArchiveWriter, read_manifest, records, verify
+from connectors.archive import MANIFEST, SCHEMA, ArchiveBusy, ArchiveWriter, read_manifest, records, verify
 
+ROOT = Path(__file__).resolve().parents[1]
 DAY = 86_400_000
 T0 = 1_730_419_200_000  # 2024-11-01T00:00:00Z
 
@@ -98,16 +103,46 @@ def test_a_file_the_manifest_does_not_list_is_named(archive):
     assert problems == [f"{stray.relative_to(archive).as_posix()}: a segment the manifest does not list"]
 
 
-def test_a_reopened_writer_continues_after_what_is_sealed_and_drops_an_unsealed_segment(archive):
+def test_a_reopened_writer_continues_after_what_is_sealed(archive):
     w = ArchiveWriter(archive)
     assert w.add("settle.requests", 0, 29, T0 + 2 * DAY, None, [], b"again") is False  # archived already
     assert w.add("settle.requests", 0, 30, T0 + 2 * DAY + 5, None, [], b"next") is True
-    w.flush()  # a crash now leaves an unsealed segment
-    assert list(archive.glob("*/*/*.open"))
+    w.close()
+    assert [e["last_offset"] for e in read_manifest(archive) if e["topic"] == "settle.requests"][-1] == 30
+    assert verify(archive)[0] == []
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from connectors.archive import ArchiveWriter
+w = ArchiveWriter(sys.argv[1])
+for n in range(30, 40):
+    w.add("settle.requests", 0, n, {t} + n, None, [], b"r%d" % n)
+    if n % 3 == 2:
+        w.flush()  # a block per flush, as the archiver flushes per batch
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_writer_killed_mid_segment_leaves_whole_blocks_the_next_writer_seals(archive):
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER.format(t=T0 + 2 * DAY), str(archive)], cwd=ROOT)
+    assert proc.returncode == -signal.SIGKILL
+    [open_segment] = archive.glob("*/*/*.avro.open")
+    with open_segment.open("ab") as f:  # and the block being written when it died is cut short
+        f.write(b"\x02\x90\x01half a block")
     again = ArchiveWriter(archive)
-    assert not list(archive.glob("*/*/*.open"))
-    assert again.next_offset["settle.requests", 0] == 30  # the unsealed record is read again from the topic
-    again.add("settle.requests", 0, 30, T0 + 2 * DAY + 5, None, [], b"next")
+    assert again.recovered == 9  # offsets 30..38, flushed; 39 was never flushed
+    assert not list(archive.glob("*/*/*.open")) and not list(archive.glob("*/*/*.recovering"))
+    assert again.next_offset["settle.requests", 0] == 39
     again.close()
-    problems, _ = verify(archive)
-    assert problems == []
+    last = [e for e in read_manifest(archive) if e["topic"] == "settle.requests"][-1]
+    assert [r["value"] for r in records(archive, last)] == [b"r%d" % n for n in range(30, 39)]
+    assert verify(archive)[0] == []
+
+
+def test_two_writers_on_one_folder_are_refused(archive):
+    first = ArchiveWriter(archive)
+    with pytest.raises(ArchiveBusy, match="being written by another archiver"):
+        ArchiveWriter(archive)
+    first.close()
+    ArchiveWriter(archive).close()  # free again
