@@ -9,6 +9,15 @@ same request again gets the same result and changes nothing; a different request
 `msgid` is refused. Refused requests change nothing and are not remembered, so a corrected resend
 is judged afresh.
 
+Answers are kept for a window of event time (`answer_days`, 400 by default: a natural year and the
+claim period after it): per person, the answer to a settlement or a claim whose event date (setl_time,
+claim_date) is more than `answer_days` before the latest such date of that person seen so far gives
+up its result and keeps only its fingerprint. (Answers to reference data, filings, bindings, credits
+and cancels are few per person and kept.)
+The same request sent again then is refused ANSWER_EXPIRED (never settled twice; the archive holds
+the result), and a settlement whose answer expired can no longer be cancelled (its amounts went with
+the result). Per person, so that the offline ledger and every partitioning expire the same answers.
+
 A msgid is unique per person (the person a request is about; institution records share one scope
 of their own): the streaming service keeps each person's state on one partition and cannot see
 the other partitions' msgids, so this ledger, which the offline CLI drives over everyone, keeps the
@@ -21,8 +30,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -89,6 +99,25 @@ class Settled:
     cancelled_by: str | None = None
 
 
+ANSWER_DAYS = 400
+
+
+@dataclass(slots=True)
+class Recent:
+    """One person's answers still holding their results, oldest first, and their latest event date."""
+
+    latest: dt.date
+    answers: deque = field(default_factory=deque)  # (event date, msgid)
+
+
+def _event_day(event) -> dt.date | None:
+    if isinstance(event, ManualClaimEvent):
+        return event.input.claim.claim_date
+    if isinstance(event, SettlementRequest):
+        return event.input.data.setl_time.date()
+    return None
+
+
 def _freeze(doc: dict) -> bytes:
     """Results are kept as their JSON bytes: a tenth of the memory of the dicts, and thawing them
     gives back equal values (Decimals exact, key order kept), so a re-emitted result is identical.
@@ -116,8 +145,9 @@ def error(infno: str | None, msgid: str | None, code: str, reason: str) -> dict:
 
 
 class Ledger:
-    def __init__(self, book: PolicyBook) -> None:
+    def __init__(self, book: PolicyBook, answer_days: int | None = ANSWER_DAYS) -> None:
         self.book = book
+        self.answer_days = answer_days or None  # 0 or None: every answer is kept
         self.persons: dict[str, PersonData] = {}
         self.balances: dict[str, Decimal] = {}
         self.institutions: dict[str, InstitutionData] = {}
@@ -125,8 +155,9 @@ class Ledger:
         self.ytd: dict[str, dict[int, Accumulators]] = {}  # psn_no -> natural year -> totals
         self.settlements: dict[str, Settled] = {}  # setl_id -> record
         self.by_msgid: dict[tuple[str, str], str] = {}  # (psn_no, settlement msgid) -> setl_id
-        # (psn_no, or None for institutions, msgid) -> (infno, digest, frozen result)
-        self.answered: dict[tuple[str | None, str], tuple[str, bytes, bytes]] = {}
+        # (psn_no, or None for institutions, msgid) -> (infno, digest, frozen result, or None once expired)
+        self.answered: dict[tuple[str | None, str], tuple[str, bytes, bytes | None]] = {}
+        self.recent: dict[str, Recent] = {}  # psn_no -> answers within the window
         self.history: dict[str, list[Movement]] = {}  # psn_no -> account movements, oldest first
         self.credited: set[tuple[str, str]] = set()  # (psn_no, yyyy-MM) months already credited
         self.bindings: dict[str, list[Binding]] = {}  # user psn_no -> their bindings, oldest first
@@ -138,17 +169,39 @@ class Ledger:
         seen = self.answered.get(key)
         if seen is not None:
             infno, digest, result = seen
-            if digest == _digest(event):
-                return _thaw(result)
-            return error(event.infno, event.msgid, "MSGID_REUSED",
-                         f"msgid {event.msgid} was already used by a different {infno} request")
+            if digest != _digest(event):
+                return error(event.infno, event.msgid, "MSGID_REUSED",
+                             f"msgid {event.msgid} was already used by a different {infno} request")
+            if result is None:
+                return error(event.infno, event.msgid, "ANSWER_EXPIRED",
+                             f"msgid {event.msgid} was answered more than {self.answer_days} days (of event time) "
+                             "before this person's latest event: the answer is no longer held here, only that it "
+                             "was given (the audit archive holds it); it is not settled again")
+            return _thaw(result)
         try:
             result = self._dispatch(event)
         except SettlementRefused as e:
             return error(event.infno, event.msgid, e.code, e.reason)
         if not isinstance(event, AccountQueryEvent):  # a query changes nothing: asked again, answered afresh
             self.answered[key] = (event.infno, _digest(event), _freeze(result))
+            day = _event_day(event) if self.answer_days is not None else None
+            if day is not None:
+                self._remember(key[0], event.msgid, day)
         return result
+
+    def _remember(self, psn_no: str, msgid: str, day: dt.date) -> None:
+        """Note the answer's event date; expire this person's answers that fell out of the window."""
+        recent = self.recent.get(psn_no)
+        if recent is None:
+            recent = self.recent[psn_no] = Recent(day)
+        elif day > recent.latest:
+            recent.latest = day
+        recent.answers.append((day, msgid))
+        cutoff = recent.latest - dt.timedelta(days=self.answer_days)
+        while recent.answers and recent.answers[0][0] < cutoff:
+            _, old = recent.answers.popleft()
+            infno, digest, _ = self.answered[psn_no, old]
+            self.answered[psn_no, old] = (infno, digest, None)
 
     def _dispatch(self, event) -> dict:
         if isinstance(event, SettlementRequest):
@@ -436,11 +489,16 @@ class Ledger:
                                     "only the institution that settled it can cancel it")
         if record.cancelled_by is not None:
             raise SettlementRefused("ALREADY_CANCELLED", f"settlement {setl_id} was cancelled by msgid {record.cancelled_by}")
+        answer = self.answered[record.psn_no, record.msgid][2]
+        if answer is None:
+            raise SettlementRefused("ANSWER_EXPIRED", f"settlement {setl_id} is more than {self.answer_days} days "
+                                    "(of event time) older than this person's latest event: its answer, with the "
+                                    "amounts to reverse, is no longer held, so it cannot be cancelled here")
         years = self.ytd[record.psn_no]
         years[record.year] = years[record.year].plus(record.delta, sign=-1)
         self.balances[record.psn_no] += record.acct_pay
         record.cancelled_by = req.msgid
-        output = _thaw(self.answered[record.psn_no, record.msgid][2])["output"]
+        output = _thaw(answer)["output"]
         info = output["setlinfo"]
         for name in MONEY_FIELDS:
             if name != "balc":
@@ -650,9 +708,12 @@ _OWN: dict[str, tuple[Callable, Callable]] = {  # attributes keyed by psn_no: (t
     "history": _rows(Movement),
     "bindings": _rows(Binding),
     "filings": _rows(Filing),
+    "recent": (lambda r: [r.latest.isoformat(), [[d.isoformat(), m] for d, m in r.answers]],
+               lambda doc: Recent(dt.date.fromisoformat(doc[0]), deque((dt.date.fromisoformat(d), m) for d, m in doc[1]))),
 }
 _OWNED: dict[str, tuple[Callable, Callable, bool]] = {  # (to JSON, from JSON, keyed by (psn_no, msgid))
     "settlements": (_row, lambda row: _read(Settled, row), False),  # keyed by setl_id, owned by Settled.psn_no
     "by_msgid": (_same, _same, True),
-    "answered": (lambda a: [a[0], _b64(a[1]), _b64(a[2])], lambda a: (a[0], _unb64(a[1]), _unb64(a[2])), True),
+    "answered": (lambda a: [a[0], _b64(a[1]), a[2] and _b64(a[2])],
+                 lambda a: (a[0], _unb64(a[1]), a[2] and _unb64(a[2])), True),
 }

@@ -50,9 +50,10 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
     entries = app.topic(topics.CLEARING, key_type=bytes, value_type=bytes)
-    ledgers = PartitionLedgers(book, settings.partitions)
+    ledgers = PartitionLedgers(book, settings.partitions, settings.answer_days)
     clearings = PartitionClearing()
-    snapshots = Snapshots(settings.snapshot_dir, settings.snapshot_every, settings.policies, book) \
+    snapshots = Snapshots(settings.snapshot_dir, settings.snapshot_every, settings.policies, book,
+                          f"answer_days={settings.answer_days}") \
         if settings.snapshot_dir else None
     positions: dict[tuple[str, int], int] = {}  # next offset to handle, per topic partition
 

@@ -28,6 +28,12 @@ def _book(policies: Path):
         raise typer.Exit(2) from None
 
 
+def _ledger(policies: Path) -> Ledger:
+    """An empty ledger as the service's: the same answer window (YIBAO_ANSWER_DAYS), so the same results."""
+    from streams.settings import Settings
+    return Ledger(_book(policies), Settings().answer_days)
+
+
 @app.command()
 def settle(
     events: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file, one event per line"),
@@ -36,7 +42,7 @@ def settle(
     policies: Path = typer.Option(POLICY_ROOT, "--policies", help="policy directory (one sub-directory per region)"),
 ) -> None:
     """Settle EVENTS in order against in-memory state; write one result per event, in order."""
-    ledger = Ledger(_book(policies))
+    ledger = _ledger(policies)
     out = output.open("wb") if output else sys.stdout.buffer
     screen = Console(stderr=output is None, highlight=False)
     counts = {"ok": 0, "refused": 0, "bad": 0}
@@ -108,7 +114,7 @@ def account(
 
     Offline over EVENTS (settled first), or from the running service (an acct_query on insured.commands)."""
     if events is not None:
-        ledger = Ledger(_book(policies))
+        ledger = _ledger(policies)
         try:
             with events.open("rb") as f:
                 for _ in settle_lines(f, ledger):
@@ -369,7 +375,7 @@ def archive_verify(directory: Path = typer.Argument(..., exists=True, file_okay=
 def _offline_rows(events: Path, policies: Path, period: str) -> list[dict]:
     from processors.clearing import Clearing
 
-    ledger, clearing = Ledger(_book(policies)), Clearing()
+    ledger, clearing = _ledger(policies), Clearing()
     try:
         with events.open("rb") as f:
             for _ in settle_lines(f, ledger, clearing):

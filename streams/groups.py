@@ -33,7 +33,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from processors.ledger import Ledger
+from processors.ledger import ANSWER_DAYS, Ledger
 from processors.policy import PolicyBook
 from schemas.models import AccountBindingEvent
 from schemas.privacy import mask_id
@@ -172,9 +172,9 @@ class Leaving:
 class PartitionState:
     """One `ledger.ops` partition: its ledger, who lives here, what waits, and (partition 0) the coordinator."""
 
-    def __init__(self, partition: int, partitions: int, book: PolicyBook) -> None:
+    def __init__(self, partition: int, partitions: int, book: PolicyBook, answer_days: int | None = ANSWER_DAYS) -> None:
         self.partition, self.partitions = partition, partitions
-        self.ledger = Ledger(book)
+        self.ledger = Ledger(book, answer_days)
         self.seen: dict[tuple[str, int], tuple[int, int]] = {}  # writer -> position of the last op taken from it
         self.away: dict[str, int] = {}  # persons at home here whose group lives on another partition
         self.guests: set[str] = set()  # persons living here whose home is elsewhere

@@ -8,6 +8,7 @@ triggers the same rebuild.
 """
 from __future__ import annotations
 
+from processors.ledger import ANSWER_DAYS
 from processors.policy import PolicyBook
 
 from . import codec, topics
@@ -56,12 +57,12 @@ class Partitioned:
 class PartitionLedgers(Partitioned):
     topic = topics.LEDGER_OPS
 
-    def __init__(self, book: PolicyBook, partitions: int) -> None:
+    def __init__(self, book: PolicyBook, partitions: int, answer_days: int | None = ANSWER_DAYS) -> None:
         super().__init__()
-        self.book, self.partitions = book, partitions
+        self.book, self.partitions, self.answer_days = book, partitions, answer_days
 
     def fresh(self, partition: int) -> PartitionState:
-        return PartitionState(partition, self.partitions, self.book)
+        return PartitionState(partition, self.partitions, self.book, self.answer_days)
 
     def apply(self, partition: int, offset: int, value: bytes, emit: bool = True, timestamp_ms: int = 0,
               headers: dict[str, bytes] | None = None) -> list[Record]:

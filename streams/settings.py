@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processors.ledger import ANSWER_DAYS
 from processors.policy import POLICY_ROOT
 
 
@@ -44,6 +45,8 @@ class Settings:
     # Where `yibao run` archives every record (streams/archiver.py, its own process); unset: no archive.
     archive_dir: Path | None = field(default_factory=lambda: Path(os.environ["YIBAO_ARCHIVE_DIR"])
                                      if os.environ.get("YIBAO_ARCHIVE_DIR") else None)
+    # Days of event time a person's answers keep their results (processors/ledger.py); 0 keeps them all.
+    answer_days: int = field(default_factory=lambda: _int("YIBAO_ANSWER_DAYS", ANSWER_DAYS))
     # With the embedded broker (empty at each start) and an archive: restore the newest archive into it before
     # serving, and go on archiving there (streams/restore.py); 0 starts empty, in a new archive folder.
     restore: bool = field(default_factory=lambda: os.environ.get("YIBAO_RESTORE", "1") not in ("0", "false", "no"))

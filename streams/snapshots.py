@@ -3,8 +3,8 @@ rebalance replays only the log after the newest usable snapshot instead of the w
 
 A snapshot is a cache of a function of the log, never a source of truth (invariant 4): it is used only
 when it provably belongs to the log being read, and otherwise ignored (the log is replayed from 0):
-- the same code and the same policy files (a fingerprint of each is in the header: state computed
-  by other rules is not this log's state);
+- the same code, the same policy files (a fingerprint of each is in the header: state computed
+  by other rules is not this log's state) and the same settings that shape state (the answer window);
 - the same log: the header holds the SHA-256 of the value of the last record the state took (offset
   - 1); before use, that record is read back from the broker and compared. A snapshot from another
   cluster, an embedded-broker life that was not restored, or a truncated topic is refused.
@@ -32,7 +32,7 @@ log = logging.getLogger("yibao.snapshots")
 FORMAT = 1
 KEEP = 2
 _CODE_DIRS = ("processors", "schemas", "streams")
-_ALLOWED = {("decimal", "Decimal"), ("datetime", "date"), ("datetime", "datetime"), ("builtins", "set"),
+_ALLOWED = {("decimal", "Decimal"), ("datetime", "date"), ("datetime", "datetime"), ("collections", "deque"), ("builtins", "set"),
             ("builtins", "frozenset")}
 _ALLOWED_MODULES = ("processors.", "schemas.models", "streams.groups", "streams.clearing")
 
@@ -83,8 +83,8 @@ class _Loader(pickle.Unpickler):
 class Snapshots:
     """The snapshots of one worker: where, how often, and the fingerprints a usable one carries."""
 
-    def __init__(self, root: Path, every: int, policies: Path, shared: object) -> None:
-        self.root, self.every, self.shared = Path(root), every, shared
+    def __init__(self, root: Path, every: int, policies: Path, shared: object, config: str = "") -> None:
+        self.root, self.every, self.shared, self.config = Path(root), every, shared, config
         self.code, self.policies = code_fingerprint(), fingerprint(policies)
         self.taken: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset of the last snapshot written
         self._child: int | None = None
@@ -117,6 +117,8 @@ class Snapshots:
                     reason = "written by other code"
                 elif header.get("policies") != self.policies:
                     reason = "computed under other policy files"
+                elif header.get("config") != self.config:
+                    reason = f"computed with other settings ({header.get('config')}, not {self.config})"
                 elif header.get("last") != last_value_hash:
                     reason = "the log's record before its offset differs: another log"
                 else:
@@ -180,7 +182,7 @@ class Snapshots:
         folder = self._folder(topic, partition)
         folder.mkdir(parents=True, exist_ok=True)
         header = {"format": FORMAT, "topic": topic, "partition": partition, "offset": offset, "last": last,
-                  "code": self.code, "policies": self.policies}
+                  "code": self.code, "policies": self.policies, "config": self.config}
         tmp = folder / f".{offset:012d}.snap.tmp"
         with tmp.open("wb") as f:
             f.write(json.dumps(header, sort_keys=True).encode() + b"\n")

@@ -273,3 +273,40 @@ def test_settlement_ids_read_their_pair_unambiguously():
     from processors.ids import settlement_id
     assert settlement_id("S", "12", "3") != settlement_id("S", "1", "23")
     assert settlement_id("S", "A", "M") == settlement_id("S", "A", "M") != settlement_id("C", "A", "M")
+
+
+def test_answers_older_than_the_window_keep_only_their_fingerprint_and_are_never_settled_again():
+    from processors.ledger import Ledger
+    from tests.support import BOOK
+    ledger = Ledger(BOOK, answer_days=30)
+    jan = settlement([line("500")], day="2024-01-05", acct_used_flag="1", msgid="M-JAN")
+    feb = settlement([line("200")], day="2024-02-04", msgid="M-FEB")  # 30 days after: still held
+    mar = settlement([line("100")], day="2024-03-05", msgid="M-MAR")  # 60 days after jan, 30 after feb
+    first = run(hospitals() + [person(balc="1000"), jan, feb], ledger)
+    assert run([jan], ledger)[0] == first[-2]  # inside the window: the stored result
+    run([mar], ledger)
+    before = (ledger.snapshot(), len(ledger.settlements))
+    expired = _err(run([jan], ledger)[0])
+    assert expired.startswith("ANSWER_EXPIRED: msgid M-JAN was answered more than 30 days (of event time)")
+    assert _err(run([cancel(jan)], ledger)[0]).startswith("ANSWER_EXPIRED: settlement ")
+    assert _err(run([settlement([line("501")], day="2024-01-05", msgid="M-JAN")], ledger)[0]).startswith("MSGID_REUSED")
+    assert run([feb], ledger)[0] == first[-1]  # exactly 30 days behind the latest: kept
+    assert (ledger.snapshot(), len(ledger.settlements)) == before  # nothing was paid twice or restored
+    assert ledger.answered[PSN, "M-JAN"][2] is None and ledger.answered[PSN, "M-FEB"][2] is not None
+    assert run([person(balc="1000")], ledger)[0]["infcode"] == 0  # reference data never expires
+
+
+def test_the_window_goes_with_a_person_handed_to_another_ledger():
+    from processors.ledger import Ledger
+    from tests.support import BOOK
+    old, new = Ledger(BOOK, answer_days=30), Ledger(BOOK, answer_days=30)
+    jan = settlement([line("500")], day="2024-01-05", msgid="M-JAN2")
+    apr = settlement([line("100")], day="2024-04-05", msgid="M-APR2")
+    run(hospitals(), new)
+    results = run(hospitals() + [person(), jan, apr], old)
+    new.import_people(old.export_people([PSN]))
+    assert _err(run([jan], new)[0]).startswith("ANSWER_EXPIRED")
+    assert run([apr], new)[0] == results[-1]
+    may = settlement([line("100")], day="2024-05-20", msgid="M-MAY2")
+    run([may], new)
+    assert _err(run([apr], new)[0]).startswith("ANSWER_EXPIRED")  # the moved queue goes on expiring

@@ -506,22 +506,48 @@ def different(ev: dict, how: str) -> dict:
     return other
 
 
+def person_of(ev: dict) -> str | None:
+    inp = ev["input"]
+    return inp.get("data", inp).get("psn_no")
+
+
+def _event_day(ev: dict) -> dt.date | None:
+    inp = ev["input"]
+    if ev["infno"] == "manual_claim":
+        return dt.date.fromisoformat(str(inp["claim"]["claim_date"]))
+    if is_settlement(ev):
+        return dt.datetime.fromisoformat(str(inp["data"]["setl_time"])).date()
+    return None
+
+
 @SETTINGS
-@given(scenarios(), st.data())
-def test_a_duplicate_changes_nothing(scenario, data):
+@given(scenarios(), st.data(), st.sampled_from([None, 20, 400]))
+def test_a_duplicate_changes_nothing(scenario, data, answer_days):
+    """Sent again, an answered request gets its result again, byte for byte, and changes nothing; with
+    an answer window, one whose event date is further than the window behind the person's latest
+    event date may instead be refused ANSWER_EXPIRED, and it still changes nothing."""
     _, events, _ = scenario
-    ledger = Ledger(BOOK)
-    answered: dict[str, tuple[dict, dict]] = {}  # msgid -> first accepted event and its result
+    ledger = Ledger(BOOK, answer_days)
+    answered: dict[str, tuple[dict, dict, dt.date | None]] = {}  # msgid -> first accepted event, result, event day
+    latest: dict[str, dt.date] = {}  # psn_no -> latest event date accepted
     for ev in events:
         res = step(ledger, ev)
+        psn = person_of(ev)
         if res["infcode"] == 0 and ev["msgid"] not in answered:
-            answered[ev["msgid"]] = (ev, res)
+            day = _event_day(ev)
+            if day is not None and psn is not None:
+                latest[psn] = max(day, latest.get(psn, day))
+            answered[ev["msgid"]] = (ev, res, day)
         if not answered or not data.draw(st.booleans()):
             continue
-        old, old_res = answered[data.draw(st.sampled_from(sorted(answered)))]
+        old, old_res, day = answered[data.draw(st.sampled_from(sorted(answered)))]
         before = state(ledger)
         again = step(ledger, copy.deepcopy(old))
-        assert again == old_res and encode(again) == encode(old_res)
+        if again["infcode"] == -1 and again["err_msg"].startswith("ANSWER_EXPIRED"):
+            assert answer_days is not None and day is not None
+            assert (latest[person_of(old)] - day).days > answer_days
+        else:
+            assert again == old_res and encode(again) == encode(old_res)
         assert state(ledger) == before
         refused = step(ledger, different(old, data.draw(st.sampled_from(["amount", "envelope"]))))
         assert refused["infcode"] == -1 and refused["err_msg"].startswith("MSGID_REUSED"), refused
