@@ -28,6 +28,7 @@ def archive(events: list[dict | bytes], root: Path, *, partitions: int = 4, t0_m
             book: PolicyBook = BOOK) -> Path:
     """Stream the events, event i at time t0 + i·step (what it causes too); archive every record under
     `root`, sealed. Returns `root`."""
+    root.parent.mkdir(parents=True, exist_ok=True)
     path = root.parent / f"{root.name}-events.jsonl"
     path.write_bytes(b"".join((e if isinstance(e, bytes) else encode(e)) + b"\n" for e in events))
     outgoing, bad = read_events(path)
