@@ -34,7 +34,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -692,6 +692,3 @@ def fields(recorded: Any, recomputed: Any, path: str = "") -> list[tuple[str, An
     same = a == b and type(a) is type(b) and (not isinstance(a, Decimal) or str(a) == str(b))  # 332.5 is not 332.50
     return [] if same else [(path, a, b)]
 
-
-__all__ = ["Difference", "Log", "Logged", "Outcome", "Replay", "ReplayError", "Scope", "Tally", "choose_archive",
-           "derivation", "fields", "instant", "lives", "period", "read_archive", "read_service", "settlement_day"]
