@@ -265,3 +265,14 @@ def test_what_if_under_a_policy_directory_over_a_period(visits, raised_rate):
     assert "what-if: 3 settlements and cancels" in shown.output
     assert "persons: 2 better off" in shown.output  # each pays 10.00 / 20.00 less
     assert "+30.00" in shown.output  # fund pay: 60 + 140 + 143 becomes 70 + 160 + 143
+
+
+def test_a_forced_rule_set_is_in_force_on_every_date_of_its_region_only():
+    import datetime as dt
+
+    forced = BOOK.forcing("yunnan-provincial-2022")
+    assert {forced.select("530100", dt.date(y, 1, 2)).id for y in (2020, 2024, 2026)} == {"yunnan-provincial-2022"}
+    assert [p.id for p in forced.policies if p.region == "shanxi"] == [p.id for p in BOOK.policies if p.region == "shanxi"]
+    assert BOOK.select("530100", dt.date(2025, 1, 2)).id == "yunnan-2024-11"  # the book itself is unchanged
+    with pytest.raises(KeyError):
+        BOOK.forcing("yunnan-1999")
