@@ -39,6 +39,7 @@ $(QUIX)/.installed:
 
 bench: $(STAMP) $(QUIX)/.installed
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/replay.py
 	YIBAO_BENCH_QUIX_PYTHON=$(QUIX)/bin/python $(BIN)/python bench/streaming.py
 
 clean:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,14 +147,17 @@ async def send_reference_data(bootstrap: str, path: Path, settings) -> int:
         await producer.stop()
 
 
-async def tail(bootstrap: str, topic: str, from_beginning: bool, count: int | None, kafka: dict,
+async def tail(bootstrap: str, topic: str | Sequence[str], from_beginning: bool, count: int | None, kafka: dict,
                show: Callable[[object], None], idle_timeout: float | None = None) -> int:
+    """Show each record of a topic (or of several: `yibao replay` reads them all), from the beginning or
+    the end, until `count` records or `idle_timeout` seconds without one. No end offset is trusted
+    (BROKER.md point 1): the idle timeout is how a reader knows it has read what there is."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **kafka)
     await consumer.start()
     seen = 0
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        names = [topic] if isinstance(topic, str) else list(topic)
+        tps = [TopicPartition(t, p) for t in names for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)

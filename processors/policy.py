@@ -476,6 +476,17 @@ class PolicyBook:
             )
         return region
 
+    def forcing(self, rule_set_id: str) -> "PolicyBook":
+        """This book with one rule set in force on every date for its region (the other rule sets of the
+        region dropped; other regions as they are): what-if replays ask "these settlements under that
+        rule set". KeyError when no rule set has this id."""
+        chosen = next((p for p in self.policies if p.id == rule_set_id), None)
+        if chosen is None:
+            raise KeyError(rule_set_id)
+        always = chosen.model_copy(update={"effective_from": dt.date.min, "effective_until": None})
+        return PolicyBook([always if p is chosen else p for p in self.policies if p is chosen or p.region != chosen.region],
+                          self._prefixes)
+
 
 
 def load_region(directory: Path) -> tuple[RegionCard, list[Policy], dict[str, ParameterFile]]:

@@ -372,6 +372,236 @@ def archive_verify(directory: Path = typer.Argument(..., exists=True, file_okay=
     raise typer.Exit(1 if bad else 0)
 
 
+@app.command()
+def replay(
+    source: Optional[Path] = typer.Argument(None, help="an audit archive: a life's folder, or the folder of lives "
+                                            "(`yibao run`'s archive/: the newest life is replayed)"),
+    life: Optional[str] = typer.Option(None, "--life", help="the life to replay, by folder name (embedded-<UTC start>)"),
+    bootstrap: Optional[str] = typer.Option(None, "--bootstrap", help="replay a running service's topics (HOST:PORT) "
+                                            "instead of an archive: read from their start until --idle"),
+    from_offset: Optional[int] = typer.Option(None, "--from-offset", min=0, help="compare the input events at this "
+                                              "offset and after, in each partition of settle.requests and insured.commands"),
+    from_time: Optional[str] = typer.Option(None, "--from-time", help="compare the input events recorded at this time "
+                                            "and after (ISO-8601, UTC unless it names a zone; the Kafka record time)"),
+    idle: float = typer.Option(3.0, "--idle", help="with --bootstrap: stop reading after this many seconds without a record"),
+    period_text: Optional[str] = typer.Option(None, "--period", help="compare the settlements dated in yyyy-MM or "
+                                              "yyyy-MM-dd..yyyy-MM-dd (the state is still rebuilt from the start)"),
+    policies: Path = typer.Option(POLICY_ROOT, "--policies", help="the policy directory the service ran with"),
+    policy: Optional[str] = typer.Option(None, "--policy", help="what-if: replay under this policy directory, or this "
+                                         "rule set id (yibao policies) in force on every date"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="what-if: every settlement, recorded and replayed, as CSV"),
+    chart_path: Optional[Path] = typer.Option(None, "--chart", help="what-if: fund pay per month as a PNG chart"),
+    top: int = typer.Option(10, "--top", min=0, help="what-if: show this many of the largest individual changes"),
+    show: int = typer.Option(20, "--show", min=0, help="print at most this many differences"),
+    head: Optional[str] = typer.Option(None, "--head", help="the archive's head hash as published elsewhere: a "
+                                       "manifest rewritten since then no longer ends with it"),
+    partitions: Optional[int] = typer.Option(None, "--partitions", min=1, help="the service's partition count "
+                                             "(default YIBAO_PARTITIONS, 4)"),
+) -> None:
+    """Re-run the recorded log through the same router, ledger and clearing code into empty state of its
+    own and compare every record it gives with the one recorded (exit 1 on any difference or a failed
+    archive check); with --policy, show what other rules would have paid instead (exit 0).
+
+    Nothing is written to the service or its topics."""
+    from connectors.archive import verify
+    from streams.replay import INPUTS, Replay, ReplayError, Scope, choose_archive, instant, period, read_archive, read_service
+    from streams.settings import Settings
+    from streams.topics import CLEARING, LEDGER_OPS
+
+    screen = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    settings = Settings()
+    try:
+        if (source is None) == (bootstrap is None):
+            raise ReplayError("give an archive directory or --bootstrap HOST:PORT (one of them)")
+        if from_offset is not None and from_time is not None:
+            raise ReplayError("give --from-offset or --from-time, not both")
+        if (csv_path or chart_path) and policy is None:
+            raise ReplayError("--csv and --chart write a what-if: give --policy too")
+        first_day, last_day = period(period_text) if period_text else (None, None)
+        scope = Scope(from_offset, instant(from_time) if from_time else None, first_day, last_day)
+        book = _book(policies)
+        new_book, new_label = book, None
+        if policy is not None:
+            new_book, new_label = _what_if_book(book, policy), Path(policy).name if Path(policy).is_dir() else policy
+        problems: list[str] = []
+        if bootstrap is not None:
+            log = read_service(bootstrap, settings.kafka_kwargs(), idle)
+            screen.print(f"[bold]{bootstrap}[/bold]: read every topic from its start until {idle:g}s without a record")
+        else:
+            archive, found = choose_archive(source, life)
+            others = f" (the newest of {len(found)} lives; --life to choose)" if len(found) > 1 and life is None else ""
+            problems, head_now = verify(archive)
+            if head is not None and head != head_now:
+                problems.append(f"the head hash is {head_now}, not the published {head}: the manifest was rewritten")
+            screen.print(f"[bold]{archive}[/bold]{others}: head {head_now}, "
+                         + ("[green]intact[/green]" if not problems else f"[red]{len(problems)} problems[/red]"))
+            for p in problems:
+                screen.print(f"  [red]{p}[/red]")
+            log, unread = read_archive(archive)
+            for f in unread:
+                screen.print(f"  [red]{f}: not replayed (unreadable)[/red]")
+            unsealed = list(archive.glob("*/*/*.avro.open"))
+            if unsealed:
+                screen.print(f"  [yellow]{len(unsealed)} unsealed segments are not replayed: the archiver is still "
+                             "writing them (it seals them when the service stops)[/yellow]")
+        total = log.count(*INPUTS, LEDGER_OPS, CLEARING)
+        with rich.progress.Progress(rich.progress.TextColumn("replaying"), rich.progress.BarColumn(),
+                                    rich.progress.MofNCompleteColumn(), _Rate(), rich.progress.TimeRemainingColumn(),
+                                    console=Console(stderr=True), transient=True,
+                                    disable=total < 2000 or not sys.stderr.isatty()) as progress:
+            task = progress.add_task("replay", total=total)
+            runner = Replay(log, new_book, partitions or settings.partitions, settings.max_message_bytes, scope,
+                            compare=policy is None, inputs_may_expire=bootstrap is not None,
+                            advance=lambda n: progress.advance(task, n))
+            outcome = runner.run()
+    except ReplayError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    _replay_head(screen, outcome, scope, period_text, new_label or ", ".join(p.id for p in book.policies))
+    if policy is not None:
+        _what_if(screen, outcome, runner, new_label, csv_path, chart_path, top)
+        raise typer.Exit(1 if problems else 0)
+    _replay_tallies(screen, outcome)
+    for d in outcome.differences[:show]:
+        _difference(screen, d)
+    if len(outcome.differences) > show:
+        screen.print(f"… {len(outcome.differences) - show} more differences (--show N)")
+    raise typer.Exit(1 if problems or outcome.differences else 0)
+
+
+class _Rate(rich.progress.ProgressColumn):
+    """Records taken per second (input events, ledger ops, clearing records)."""
+
+    def render(self, task) -> str:
+        return f"{task.speed:,.0f} events/s" if task.speed else "… events/s"
+
+
+def _what_if_book(book, policy: str):
+    from streams.replay import ReplayError
+
+    if Path(policy).is_dir():
+        return _book(Path(policy))
+    try:
+        return book.forcing(policy)
+    except KeyError:
+        raise ReplayError(f"--policy {policy}: neither a policy directory nor a rule set id "
+                          f"({', '.join(p.id for p in book.policies)})") from None
+
+
+def _replay_head(screen: Console, outcome, scope, period_text: Optional[str], rules: str) -> None:
+    from schemas.avro import message_time
+
+    first = outcome.first_event
+    window = ""
+    if scope.windowed:
+        window = (f" from {first.where}, recorded {message_time(first.timestamp_ms)}" if first
+                  else " [yellow](none in the window)[/yellow]")
+    screen.print(f"{outcome.events} events{window}, {outcome.ops} ledger ops, rules {rules}"
+                 + (f", settlements dated {period_text}" if period_text else "")
+                 + (f"; {outcome.foreign} foreign records (dead-lettered)" if outcome.foreign else "")
+                 + (f"; {outcome.unchecked} ops whose input has expired from its topic, taken as recorded"
+                    if outcome.unchecked else ""))
+
+
+def _replay_tallies(screen: Console, outcome) -> None:
+    table = Table(title="replay: recomputed vs recorded", title_justify="left")
+    for col in ("topic", "recorded", "recomputed", "identical", "different", "only recorded", "only recomputed", "copies"):
+        table.add_column(col, justify="left" if col == "topic" else "right")
+    for topic, t in outcome.tallies.items():
+        table.add_row(topic, *(str(v) for v in (t.recorded, t.recomputed, t.identical, t.different, t.only_recorded,
+                                                 t.only_recomputed, t.copies)))
+    screen.print(table)
+    if outcome.identical:
+        screen.print("[green]identical: every recomputed record equals the recorded one[/green] (copies: records the "
+                     "service wrote more than once, at-least-once delivery)")
+    else:
+        screen.print(f"[red]{len(outcome.differences)} differences[/red]")
+
+
+def _shown(path: str, value) -> str:
+    from streams.replay import MISSING
+
+    if value is MISSING:
+        return MISSING
+    last = path.rsplit(".", 1)[-1].split("[")[0]
+    if last in ("psn_no", "auth_psn_no", "cntr_psn_no", "certno", "group") and isinstance(value, str):
+        return mask_id(value)
+    if last == "psn_name" and isinstance(value, str):
+        return "*" * len(value)
+    text = value.hex() if isinstance(value, bytes) else str(value)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+def _difference(screen: Console, d) -> None:
+    screen.print(f"[bold red]{d.kind}[/bold red] {d.topic} · {d.what} · {d.where}" + (f" · {d.day}" if d.day else ""))
+    if d.fields:
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("field", "recorded", "recomputed"):
+            table.add_column(col, overflow="fold")
+        for path, old, new in d.fields:
+            table.add_row(path, _shown(path, old), _shown(path, new))
+        screen.print(table)
+    old, new = d.derivations
+    if old is not None or new is not None:
+        table = Table(title="derivation", title_justify="left", show_edge=False, pad_edge=False)
+        for col in ("step", "recorded", "recomputed"):
+            table.add_column(col, overflow="fold")
+        for i in range(max(len(old or ()), len(new or ()))):
+            a = old[i] if old and i < len(old) else None
+            b = new[i] if new and i < len(new) else None
+            style = None if a == b else "yellow"
+            table.add_row((a or b)["key"], a["calc"] if a else "—", b["calc"] if b else "—", style=style)
+        screen.print(table)
+
+
+def _what_if(screen: Console, outcome, runner, label: str, csv_path: Optional[Path], chart_path: Optional[Path],
+             top: int) -> None:
+    from streams.whatif import MONEY, fund_name, largest, pairs, summarize, write_chart, write_csv
+
+    found = pairs(outcome, runner)
+    summary = summarize(found)
+
+    def money_table(title: str, rows) -> None:
+        table = Table(title=title, title_justify="left")
+        for col in ("", "recorded", f"what-if ({label})", "change"):
+            table.add_column(col, justify="left" if not col else "right")
+        for name, (old, new) in rows:
+            table.add_row(name, str(old), str(new), f"{new - old:+}")
+        screen.print(table)
+
+    screen.print(f"what-if: {len(found)} settlements and cancels, as recorded and under {label}")
+    money_table("totals", ((k, summary.totals[k]) for k in MONEY))
+    money_table("per fund (setldetail fund_pay_type)", ((fund_name(k), v) for k, v in summary.funds.items()))
+    table = Table(title="per benefit (fund_pay_sumamt)", title_justify="left")
+    for col in ("benefit", "settled", "recorded", "settled (what-if)", "what-if", "change"):
+        table.add_column(col, justify="left" if col == "benefit" else "right")
+    for benefit, (n_old, old, n_new, new) in summary.benefits.items():
+        table.add_row(benefit, str(n_old), str(old), str(n_new), str(new), f"{new - old:+}")
+    screen.print(table)
+    screen.print(f"persons: {summary.better} better off (pay less themselves, psn_part_amt), {summary.worse} worse off, "
+                 f"{summary.same} unchanged; {summary.only_old} settled as recorded but refused under {label}, "
+                 f"{summary.only_new} refused as recorded but settled under {label}")
+    biggest = largest(found, top)
+    if biggest:
+        table = Table(title=f"largest changes (of {sum(bool(p.change() or p.change('psn_part_amt')) for p in found)})",
+                      title_justify="left")
+        for col in ("setl_id", "date", "person", "benefit", "fund recorded", "fund what-if", "change", "own part change"):
+            table.add_column(col, justify="right" if col in ("fund recorded", "fund what-if", "change", "own part change") else "left")
+        for p in biggest:
+            info = p.any
+            table.add_row(p.setl_id, info["setl_time"][:10], mask_id(info["psn_no"]), info["benefit"],
+                          str(p.money("old", "fund_pay_sumamt")) if p.old else "refused",
+                          str(p.money("new", "fund_pay_sumamt")) if p.new else "refused",
+                          f"{p.change():+}", f"{p.change('psn_part_amt'):+}")
+        screen.print(table)
+    if csv_path is not None:
+        write_csv(found, csv_path)
+        screen.print(f"{len(found)} rows written to {csv_path}")
+    if chart_path is not None:
+        write_chart(summary, chart_path, label)
+        screen.print(f"chart written to {chart_path}")
+
+
 def _offline_rows(events: Path, policies: Path, period: str) -> list[dict]:
     from processors.clearing import Clearing
 

@@ -14,7 +14,9 @@ AVRO_RECORDS = {topics.REJECTED: "rejected", topics.LEDGER_OPS: "ledger_op", top
                 topics.STATEMENTS: "clearing_statement"}
 
 
-def _document(topic: str, record) -> dict | None:
+def document(topic: str, record) -> dict | None:
+    """A record of `topic` (anything with `.headers` as (key, value) pairs and `.value`) decoded by its
+    content type and topic; None when it cannot be read. `yibao replay` compares records through it."""
     headers = {k: v for k, v in (record.headers or [])}
     ctype = codec.content_type(headers)
     try:
@@ -34,7 +36,7 @@ def _document(topic: str, record) -> dict | None:
 
 def describe(topic: str, record) -> str:
     head = f"[dim]{topic}[{record.partition}]@{record.offset}[/dim]"
-    doc = _document(topic, record)
+    doc = document(topic, record)
     if doc is None:
         return f"{head} {len(record.value or b'')} bytes, unreadable"
     if topic == topics.REJECTED:

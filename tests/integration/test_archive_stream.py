@@ -1,6 +1,7 @@
 """The archiver beside the worker on the real broker (YIBAO_ARCHIVE_DIR): every record of every topic
 archived once, in offset order, sealed when the worker is stopped (SIGTERM) and when it is killed
-(kill -9: the archiver sees its parent gone), continued by the next worker, intact by `verify`."""
+(kill -9: the archiver sees its parent gone), continued by the next worker, intact by `verify`, and
+replayed by `yibao replay` (the archive, and the topics themselves) with no difference."""
 import json
 import signal
 import time
@@ -65,3 +66,7 @@ def test_every_record_is_archived_once_across_a_kill_9_and_a_stop(broker, spawn,
     assert {f"ARC-{i}" for i in range(20)} <= answered
     shown = CliRunner().invoke(app, ["archive", "verify", str(root)])
     assert shown.exit_code == 0 and "intact" in shown.output, shown.output
+    # the audit replay, of the archive and of the topics themselves: the same records, recomputed
+    for source in ([str(root)], ["--bootstrap", broker.bootstrap, "--idle", "1.5"]):
+        replayed = CliRunner().invoke(app, ["replay", *source])
+        assert replayed.exit_code == 0 and "identical: every recomputed" in replayed.output, replayed.output
