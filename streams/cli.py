@@ -403,7 +403,7 @@ def replay(
     archive check); with --policy, show what other rules would have paid instead (exit 0).
 
     Nothing is written to the service or its topics."""
-    from connectors.archive import verify
+    from connectors.archive import read_positions, verify
     from streams.replay import INPUTS, Replay, ReplayError, Scope, choose_archive, instant, period, read_archive, read_service
     from streams.settings import Settings
     from streams.topics import CLEARING, LEDGER_OPS
@@ -424,6 +424,7 @@ def replay(
         if policy is not None:
             new_book, new_label = _what_if_book(book, policy), Path(policy).name if Path(policy).is_dir() else policy
         problems: list[str] = []
+        recorded_partitions = None  # what the archiver recorded (positions.json), when reading an archive
         if bootstrap is not None:
             log = read_service(bootstrap, settings.kafka_kwargs(), idle)
             screen.print(f"[bold]{bootstrap}[/bold]: read every topic from its start until {idle:g}s without a record")
@@ -438,6 +439,7 @@ def replay(
             for p in problems:
                 screen.print(f"  [red]{p}[/red]")
             log, unread = read_archive(archive)
+            recorded_partitions = (read_positions(archive) or {}).get("partitions")
             for f in unread:
                 screen.print(f"  [red]{f}: not replayed (unreadable)[/red]")
             unsealed = list(archive.glob("*/*/*.avro.open"))
@@ -450,9 +452,10 @@ def replay(
                                     console=Console(stderr=True), transient=True,
                                     disable=total < 2000 or not sys.stderr.isatty()) as progress:
             task = progress.add_task("replay", total=total)
-            runner = Replay(log, new_book, partitions or settings.partitions, settings.max_message_bytes, scope,
-                            compare=policy is None, inputs_may_expire=bootstrap is not None,
-                            advance=lambda n: progress.advance(task, n))
+            runner = Replay(log, new_book, partitions or recorded_partitions or settings.partitions,
+                            settings.max_message_bytes, scope, compare=policy is None,
+                            inputs_may_expire=bootstrap is not None, advance=lambda n: progress.advance(task, n),
+                            answer_days=settings.answer_days)
             outcome = runner.run()
     except ReplayError as e:
         typer.echo(str(e), err=True)

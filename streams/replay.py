@@ -41,11 +41,13 @@ from typing import Any
 
 from connectors.archive import MANIFEST, read_manifest
 from connectors.archive import records as segment_records
+from processors.ledger import ANSWER_DAYS
 from processors.policy import PolicyBook
 
 from . import codec, topics
 from .clearing import PartitionClearing
 from .partitions import PartitionLedgers
+from .restore import is_placeholder
 from .routing import CLEARING_COMMAND, Record, Source, route
 from .view import document
 
@@ -89,7 +91,8 @@ class Log:
         self.parts: dict[tuple[str, int], list[Logged]] = defaultdict(list)
 
     def add(self, r: Logged) -> None:
-        self.parts[r.topic, r.partition].append(r)
+        if not is_placeholder(r.headers):  # a restore's: it only keeps an offset taken (streams/restore.py)
+            self.parts[r.topic, r.partition].append(r)
 
     def partitions(self, topic: str) -> list[int]:
         return sorted(p for t, p in self.parts if t == topic)
@@ -305,12 +308,13 @@ class Replay:
 
     def __init__(self, log: Log, book: PolicyBook, partitions: int, max_bytes: int, scope: Scope = Scope(),
                  compare: bool = True, inputs_may_expire: bool = False,
-                 advance: Callable[[int], None] = lambda n: None) -> None:
+                 advance: Callable[[int], None] = lambda n: None, answer_days: int | None = ANSWER_DAYS) -> None:
         beyond = [f"{t}[{p}]" for t, p in log.parts if p >= partitions]
         if beyond:
             raise ReplayError(f"{', '.join(sorted(beyond))}: beyond the {partitions} partitions given; pass the "
                               "service's count (--partitions, YIBAO_PARTITIONS)")
         self.log, self.book, self.partitions, self.max_bytes = log, book, partitions, max_bytes
+        self.answer_days = answer_days
         self.scope, self.compare, self.inputs_may_expire, self.advance = scope, compare, inputs_may_expire, advance
         self.tallies = {t: Tally() for t in COMPARED}
         self.differences: list[Difference] = []
@@ -375,7 +379,7 @@ class Replay:
     # -- stage 2: the ledger ------------------------------------------------------------------------
 
     def _ledger(self) -> None:
-        ledgers = PartitionLedgers(self.book, self.partitions)
+        ledgers = PartitionLedgers(self.book, self.partitions, self.answer_days)
         for p in range(self.partitions):
             ledgers.reset(p)
         logs = {p: self.log.parts[topics.LEDGER_OPS, p] for p in self.log.partitions(topics.LEDGER_OPS)}

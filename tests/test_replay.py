@@ -18,6 +18,7 @@ from connectors.archive import MANIFEST, SCHEMA, read_manifest, records, verify
 from processors.ids import settlement_id
 from processors.policy import load_policies
 from schemas.avro import message_time
+from streams import topics
 from streams.cli import app
 from streams.replay import Replay, Scope, choose_archive, instant, read_archive
 from tests.archived import MINUTE, T0, archive
@@ -276,3 +277,20 @@ def test_a_forced_rule_set_is_in_force_on_every_date_of_its_region_only():
     assert BOOK.select("530100", dt.date(2025, 1, 2)).id == "yunnan-2024-11"  # the book itself is unchanged
     with pytest.raises(KeyError):
         BOOK.forcing("yunnan-1999")
+
+
+def test_placeholders_of_a_restore_are_no_events_and_replay_identically(tmp_path):
+    """A restore pads offsets the archive lacked with placeholders (streams/restore.py); archived after
+    it, they are in the log but are no one's event: the replay skips them as the agents do."""
+    from connectors.archive import ArchiveWriter
+    from streams.restore import PLACEHOLDER
+    root = archive([l for l in DEMO.read_bytes().splitlines() if l.strip()], tmp_path / "demo")
+    writer = ArchiveWriter(root)
+    for topic in (topics.REQUESTS, topics.LEDGER_OPS):
+        at = writer.next_offset.get((topic, 0), 0)
+        for offset in range(at, at + 3):
+            writer.add(topic, 0, offset, T0 + 10**8, None, [PLACEHOLDER], b"")
+    writer.close()
+    shown = _replay(root)
+    assert shown.exit_code == 0, shown.output
+    assert Replay(read_archive(root)[0], BOOK, 4, 1_000_000).run().events == 45
