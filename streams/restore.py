@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .routing import CLEARING_COMMAND
 log = logging.getLogger("yibao.restore")
 
 PLACEHOLDER = ("yb-restored", b"placeholder")
+CHECK_EVERY = 10_000
 
 
 class RestoreRefused(RuntimeError):
@@ -74,7 +76,8 @@ def _references(topic: str, headers: list, value: bytes, refs: dict[tuple[str, i
 
 
 async def restore(bootstrap: str, root: Path, kafka: dict, group_id: str, partitions: int,
-                  progress=None) -> Restored:
+                  progress: Callable[[int], None] = lambda n: None) -> Restored:
+    """Write the archive at `root` into the (empty) topics; `progress` is told the records written so far."""
     try:
         writer = ArchiveWriter(root)  # seals what an archiver killed mid-segment left open
     except ArchiveBusy as e:
@@ -113,9 +116,12 @@ async def restore(bootstrap: str, root: Path, kafka: dict, group_id: str, partit
                         headers=[(h["key"], h["value"]) for h in r["headers"]])))
                     expected = r["offset"] + 1
                     done.records += 1
+                    if len(futures) >= CHECK_EVERY:  # acknowledged in steps: a day's segment can be millions
+                        await _check(futures, topic, partition)
+                        futures = []
+                        progress(done.records)
                 await _check(futures, topic, partition)
-                if progress is not None:
-                    progress(done.records)
+                progress(done.records)
             ends[topic, partition] = expected
         for (topic, partition), last in sorted(refs.items()):
             missing = last + 1 - ends.get((topic, partition), 0)

@@ -46,10 +46,17 @@ from .topics import ensure_topics
 def _restore(loop: asyncio.AbstractEventLoop, bootstrap: str, folder: Path, settings: Settings) -> bool:
     """Restore `folder` into the empty embedded broker; True when it held anything."""
     print(f"restoring {folder} into the embedded broker ...", flush=True)
-    started = time.monotonic()
+    started = shown = time.monotonic()
+
+    def progress(written: int) -> None:
+        nonlocal shown
+        if time.monotonic() - shown >= 5:
+            shown = time.monotonic()
+            print(f"  {written} records written back ({written / (shown - started):,.0f}/s)", flush=True)
+
     try:
         done = loop.run_until_complete(restore(bootstrap, folder, settings.kafka_kwargs(), settings.app_id,
-                                               settings.partitions))
+                                               settings.partitions, progress))
     except RestoreRefused as e:
         raise SystemExit(f"cannot restore: {e}\nmove the archive away, or start empty with YIBAO_RESTORE=0") from None
     if done.recovered:
