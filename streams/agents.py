@@ -26,7 +26,6 @@ from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers, Partitioned
 from .routing import Record, Source, reason_class, route
 from .settings import Settings
-from .restore import is_placeholder
 from .snapshots import Snapshots, value_hash
 
 log = logging.getLogger("yibao.agents")
@@ -99,7 +98,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 raise
 
     async def route_one(m) -> list[Record]:
-        if is_placeholder(m.headers):
+        if topics.is_filler(m.headers):
             return []
         source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
         return route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
@@ -107,7 +106,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     async def settle_one(m) -> list[Record]:
         if not ledgers.in_sequence(m.partition, m.offset):
             await rebuild(ledgers, bootstrap, settings, m.partition, m.offset, snapshots)
-        if is_placeholder(m.headers):
+        if topics.is_filler(m.headers):
             ledgers.took(m.partition, m.offset, m.value)
             return []
         started = time.perf_counter()
@@ -118,7 +117,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     async def clear_one(m) -> list[Record]:
         if not clearings.in_sequence(m.partition, m.offset):
             await rebuild(clearings, bootstrap, settings, m.partition, m.offset, snapshots)
-        if is_placeholder(m.headers):
+        if topics.is_filler(m.headers):
             clearings.took(m.partition, m.offset, m.value)
             return []
         return clearings.apply(m.partition, m.offset, m.value, timestamp_ms=round((m.timestamp or 0) * 1000),
@@ -190,7 +189,7 @@ async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, parti
             for m in batch.get(tp, []):
                 if m.offset >= upto:
                     break
-                if is_placeholder(m.headers):
+                if topics.is_filler(m.headers):
                     states.took(partition, m.offset, m.value)
                 else:
                     states.apply(partition, m.offset, m.value, emit=False, headers=_headers(m))

@@ -9,9 +9,14 @@ stop (SIGTERM/SIGINT, or its parent process gone) reads on until the topics have
 service's committed offsets (`positions.json`) and seals every segment into the manifest. A kill -9
 leaves the open segments unsealed: the next start seals their whole blocks and reads on from there.
 
-While running, the committed offsets of the service's consumer group are read every `POSITIONS_EVERY`
-seconds and recorded at the next flush, with what the archive holds; a restore starts each consumer
-at the lower of the two (streams/restore.py).
+Checkpoints: every `CHECKPOINT_EVERY` seconds (and at a stop) the archiver reads the committed offsets
+of the service's consumer group, then writes a marker (`topics.MARKER`, skipped by every reader) to
+each partition of the internal topics (ledger.ops, clearing.entries) and records those offsets in
+`positions.json` once it has archived every marker. An agent commits an offset only after what it
+wrote for the records before it is acknowledged, so everything the agents wrote to the internal
+topics for work before the recorded offsets came before the markers, and is in the archive: a
+restore that resumes the agents there (streams/restore.py) loses no ledger op and no clearing entry,
+whenever the archiver was killed.
 """
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from connectors.archive import ArchiveWriter
 
@@ -30,7 +36,8 @@ from . import topics
 log = logging.getLogger("yibao.archiver")
 TOPICS = topics.ALL
 IDLE = 1.0
-POSITIONS_EVERY = 2.0
+CHECKPOINT_EVERY = 2.0
+MARKER_WAIT = 30.0  # seconds a stop waits for its markers to come back before it records no checkpoint
 
 
 async def committed(group: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
@@ -44,6 +51,23 @@ async def committed(group: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[
     return found
 
 
+@dataclass
+class Checkpoint:
+    committed: dict[tuple[str, int], int]
+    markers: dict[tuple[str, int], int]  # the offset of each marker written
+
+    def covered(self, writer: ArchiveWriter) -> bool:
+        return all(writer.next_offset.get(tp, 0) > offset for tp, offset in self.markers.items())
+
+
+async def checkpoint(group: AIOKafkaConsumer, producer: AIOKafkaProducer, tps: list[TopicPartition]) -> Checkpoint:
+    """The committed offsets, read before the markers are written."""
+    found = await committed(group, tps)
+    sent = [(tp, await producer.send(tp.topic, f"marker {os.urandom(8).hex()}".encode(), partition=tp.partition,
+                                     headers=[topics.MARKER])) for tp in tps if tp.topic in topics.INTERNAL]
+    return Checkpoint(found, {(tp.topic, tp.partition): (await f).offset for tp, f in sent})
+
+
 async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, parent: int | None = None,
               group_id: str = "yibao") -> int:
     """Archive until `stop` is set (or `parent` is no longer this process's parent); the records written."""
@@ -54,8 +78,10 @@ async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, pare
                                 fetch_max_bytes=50_000_000, max_partition_fetch_bytes=20_000_000, **kafka)
     # the service's group, only asked for its committed offsets: it never joins, never commits
     group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False, **kafka)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka)
     await consumer.start()
     await group.start()
+    await producer.start()
     written = 0
     try:
         missing = [t for t in TOPICS if not consumer.partitions_for_topic(t)]
@@ -71,19 +97,27 @@ async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, pare
                 consumer.seek(tp, position)
         group.assign([tp for tp in tps if tp.topic in topics.CONSUMED])
         partitions = len(consumer.partitions_for_topic(topics.LEDGER_OPS))
-        pending, asked = None, time.monotonic()
+        pending, last = None, time.monotonic()
         while not stop.is_set() and (parent is None or os.getppid() == parent):
             written += await _poll(consumer, writer)
-            if pending is not None:  # asked before this poll: what the archive holds now covers more of it
-                writer.write_positions(pending, partitions)
-                pending = None
-            if time.monotonic() - asked >= POSITIONS_EVERY:
-                pending, asked = await committed(group, tps), time.monotonic()
+            if pending is not None and pending.covered(writer):
+                writer.write_positions(pending.committed, partitions)
+                pending, last = None, time.monotonic()
+            if pending is None and time.monotonic() - last >= CHECKPOINT_EVERY:
+                pending = await checkpoint(group, producer, tps)
         while (n := await _poll(consumer, writer, IDLE)):  # the last records the stopped service wrote
             written += n
-        writer.write_positions(await committed(group, tps), partitions)
+        final, deadline = await checkpoint(group, producer, tps), time.monotonic() + MARKER_WAIT
+        while not final.covered(writer) and time.monotonic() < deadline:
+            written += await _poll(consumer, writer)
+        if final.covered(writer):
+            writer.write_positions(final.committed, partitions)
+        else:
+            log.error("archive %s: the checkpoint markers did not come back within %ss: positions not recorded",
+                      root, MARKER_WAIT)
     finally:
         writer.close()
+        await producer.stop()
         await group.stop()
         await consumer.stop()
         log.info("archive %s: %d records written, %d segments in the manifest", root, written, len(writer.entries))

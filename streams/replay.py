@@ -47,7 +47,6 @@ from processors.policy import PolicyBook
 from . import codec, topics
 from .clearing import PartitionClearing
 from .partitions import PartitionLedgers
-from .restore import is_placeholder
 from .routing import CLEARING_COMMAND, Record, Source, route
 from .view import document
 
@@ -91,7 +90,7 @@ class Log:
         self.parts: dict[tuple[str, int], list[Logged]] = defaultdict(list)
 
     def add(self, r: Logged) -> None:
-        if not is_placeholder(r.headers):  # a restore's: it only keeps an offset taken (streams/restore.py)
+        if not topics.is_filler(r.headers):  # it only takes an offset (streams/topics.py)
             self.parts[r.topic, r.partition].append(r)
 
     def partitions(self, topic: str) -> list[int]:

@@ -14,8 +14,8 @@ again, which is harmless: the ledger and clearing recognise ops and commands the
 source offsets) and answer a msgid with its stored result, so redone work writes the same bytes again.
 
 A log whose records refer to offsets the archive does not hold (the archiver was killed behind the
-worker) is padded with placeholders (header `yb-restored: placeholder`, empty value) up to them, so
-new records never reuse an offset the ledger has already seen; every agent skips placeholders.
+worker) is padded with placeholders (`streams.topics.PLACEHOLDER`) up to them, so new records never
+reuse an offset the ledger has already seen; every reader skips them.
 """
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ from .routing import CLEARING_COMMAND
 
 log = logging.getLogger("yibao.restore")
 
-PLACEHOLDER = ("yb-restored", b"placeholder")
 CHECK_EVERY = 10_000
 
 
@@ -49,10 +48,6 @@ class Restored:
     records: int = 0
     placeholders: int = 0
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-
-
-def is_placeholder(headers) -> bool:
-    return any(k == PLACEHOLDER[0] and v == PLACEHOLDER[1] for k, v in headers or ())
 
 
 def newest(archive_dir: Path) -> Path | None:
@@ -108,8 +103,7 @@ async def restore(bootstrap: str, root: Path, kafka: dict, group_id: str, partit
                 for r in records(root, entry):
                     if r["offset"] > expected:  # a gap in the original log: kept, so offsets stay aligned
                         futures += await _pad(producer, topic, partition, expected, r["offset"], done)
-                    if topic in (topics.LEDGER_OPS, topics.CLEARING) and not is_placeholder(
-                            [(h["key"], h["value"]) for h in r["headers"]]):
+                    if topic in topics.INTERNAL and not topics.is_filler([(h["key"], h["value"]) for h in r["headers"]]):
                         _references(topic, r["headers"], r["value"], refs)
                     futures.append((r["offset"], await producer.send(
                         topic, r["value"], key=r["key"], partition=partition, timestamp_ms=r["timestamp"],
@@ -140,7 +134,8 @@ async def restore(bootstrap: str, root: Path, kafka: dict, group_id: str, partit
 async def _pad(producer: AIOKafkaProducer, topic: str, partition: int, start: int, stop: int, done: Restored) -> list:
     """Placeholders at offsets [start, stop)."""
     done.placeholders += stop - start
-    return [(offset, await producer.send(topic, b"", partition=partition, headers=[PLACEHOLDER]))
+    return [(offset, await producer.send(topic, f"placeholder {topic}[{partition}]@{offset}".encode(),
+                                         partition=partition, headers=[topics.PLACEHOLDER]))
             for offset in range(start, stop)]
 
 

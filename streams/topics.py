@@ -37,6 +37,18 @@ CONFIGS = {
 }
 ALL = tuple(CONFIGS)
 CONSUMED = (REQUESTS, COMMANDS, LEDGER_OPS, CLEARING)  # what the service's agents read (its consumer group)
+INTERNAL = (LEDGER_OPS, CLEARING)  # the agents' changelogs: written and read only by the service
+
+# Records that only take an offset, skipped by every reader: a restore's placeholder for an offset its
+# archive lacked (streams/restore.py), and the archiver's checkpoint marker on the internal topics
+# (streams/archiver.py).
+FILLER = "yb-filler"
+PLACEHOLDER = (FILLER, b"placeholder")
+MARKER = (FILLER, b"marker")
+
+
+def is_filler(headers) -> bool:
+    return any(k == FILLER for k, _ in headers or ())
 
 
 async def ensure_topics(bootstrap: str, partitions: int, **kafka) -> None:

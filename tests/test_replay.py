@@ -283,13 +283,12 @@ def test_placeholders_of_a_restore_are_no_events_and_replay_identically(tmp_path
     """A restore pads offsets the archive lacked with placeholders (streams/restore.py); archived after
     it, they are in the log but are no one's event: the replay skips them as the agents do."""
     from connectors.archive import ArchiveWriter
-    from streams.restore import PLACEHOLDER
     root = archive([l for l in DEMO.read_bytes().splitlines() if l.strip()], tmp_path / "demo")
     writer = ArchiveWriter(root)
     for topic in (topics.REQUESTS, topics.LEDGER_OPS):
         at = writer.next_offset.get((topic, 0), 0)
         for offset in range(at, at + 3):
-            writer.add(topic, 0, offset, T0 + 10**8, None, [PLACEHOLDER], b"")
+            writer.add(topic, 0, offset, T0 + 10**8, None, [topics.PLACEHOLDER], b"placeholder")
     writer.close()
     shown = _replay(root)
     assert shown.exit_code == 0, shown.output
