@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench.workload import outpatient, population
 
-    screen = Console()
+    screen = Console(width=max(Console().width, 150))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
         with screen.status(f"building {args.events} settlements over {args.people} people ..."):
