@@ -3,9 +3,11 @@
     python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rate R]
                               [--latency-seconds T] [--py-spy DIR] [--skip NAME ...]
                               [--quix-python PY] [--worker-log-level L] [--worker-env K=V ...]
+                              [--archive-rounds K]
 
 Measured in one run, on the same embedded broker (Tansu), each pipeline on its own fresh topics
-(4 partitions), each in its own process (bench/streaming_peers.py holds the peers):
+(4 partitions), each in its own process (bench/streaming_peers.py holds the peers; yibao, whose
+topic names are fixed, gets a fresh broker of the same build for each of its runs):
 
   raw     aiokafka consume -> produce pipe (getmany, sends not awaited per message, one gather per
           batch): the ceiling a Python consumer/producer gets from this broker;
@@ -24,6 +26,15 @@ Measured in one run, on the same embedded broker (Tansu), each pipeline on its o
           are forwarded from the user's home partition to the group's), timed the same way in the
           same worker. Then a paced run at --latency-rate events/s gives request->result latency
           per msgid (produce call -> result read), and the worker's RSS is read from /proc.
+  yibao-archive  the same yibao run with YIBAO_ARCHIVE_DIR set (a folder in the bench's temp dir):
+          the worker starts its archiver process (streams/archiver.py), which writes every record of
+          every topic to Avro files as the run goes. yibao and yibao-archive alternate for
+          --archive-rounds rounds (AB, BA, ...; default 2), the best run of each is reported, and
+          the archive pair's ratios (archived ÷ plain: throughput, family drawing, latency p50/p99,
+          RSS) are printed against the issue's goal that archiving slow settlement by at most 10 %;
+          the archiver's CPU (its own process; also per settlement, beside the worker's, which
+          machine noise moves less than wall time) and RSS are shown apart, and the archive is
+          checked with `connectors.archive.verify` after the run.
 
 The paced run also splits each request's latency into hops from record timestamps (request sent ->
 its ledger.ops record sent by the router -> its result sent by the ledger -> read here). On this
@@ -154,6 +165,22 @@ def thread_cpu(pid: int | None) -> dict[int, float]:
         for task in Path(f"/proc/{pid}/task").iterdir():
             out[int(task.name)] = cpu_seconds(f"{pid}/task/{task.name}")
     return out
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of a process (Linux 3.5+: /proc/<pid>/task/<tid>/children)."""
+    out = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def self_cpu() -> float:
@@ -342,20 +369,23 @@ class Row:
 
 
 class Window:
-    """CPU used by the pipeline, the broker and the bench between `start()` and `stop()`."""
+    """CPU used by the pipeline, the broker and the bench (and `others`: name -> pid, e.g. the archiver
+    the yibao worker started) between `start()` and `stop()`."""
 
-    def __init__(self, pid: int, broker_pid: int | None) -> None:
-        self.pid, self.broker_pid = pid, broker_pid
+    def __init__(self, pid: int, broker_pid: int | None, others: dict[str, int] | None = None) -> None:
+        self.pid, self.broker_pid, self.others = pid, broker_pid, others or {}
 
     def start(self) -> None:
         self.t = time.perf_counter()
         self.c = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
         self.threads = thread_cpu(self.pid)
+        self.o = {name: cpu_seconds(pid) for name, pid in self.others.items()}
 
     def stop(self, row: Row, end: float | None = None) -> None:
         wall = (end or time.perf_counter()) - self.t
         now = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
         row.cpu, row.broker_cpu, row.bench_cpu = ((b - a) / wall for a, b in zip(self.c, now))
+        row.extra["others_cpu"] = {name: (cpu_seconds(pid) - self.o[name]) / wall for name, pid in self.others.items()}
         threads = thread_cpu(self.pid)
         # busiest threads first; the main thread's id is the pid
         row.extra["threads"] = sorted((((tid == self.pid), (s - self.threads.get(tid, 0.0)) / wall)
@@ -416,21 +446,24 @@ class Bench:
                 Procs.stop(proc)
 
     async def yibao(self, pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
-                    fam_binds: list[Outgoing], fam: list[Outgoing]) -> tuple[Row, dict]:
+                    fam_binds: list[Outgoing], fam: list[Outgoing], title: str = "yibao settlement end to end",
+                    tag: str = "yibao", extra_env: dict[str, str] | None = None) -> tuple[Row, dict]:
+        """One yibao worker through the whole sequence; `extra_env` on top of --worker-env (the archive
+        pair sets YIBAO_ARCHIVE_DIR here). Expects a broker without the service's topics."""
         args = self.args
-        row = Row("yibao settlement end to end", len(timed))
+        row = Row(title, len(timed))
         info: dict = {}
         await ensure_topics(self.bootstrap, PARTITIONS)  # the service's own topics, created as it would
         reader = await Reader(self.bootstrap, RESULTS, track=True).start()
         p = await producer(self.bootstrap, linger_ms=5)
         paced_p = await producer(self.bootstrap, linger_ms=0)
-        name = f"yibao-worker-{self.run_id}"
+        name = info["worker_log"] = f"{tag}-worker-{self.run_id}"
         proc = None
         spy = None
         try:
             started = time.perf_counter()
             env = {"YIBAO_PARTITIONS": str(PARTITIONS), **dict(kv.split("=", 1) for kv in args.worker_env),
-                   "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+                   **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
             proc = self.procs.start(name, [sys.executable, "-m", "streams.cli", "run", "--log-level",
                                            args.worker_log_level], env=env)
             info["pid"] = proc.pid
@@ -441,6 +474,10 @@ class Bench:
             await produce_all(p, [(first.topic, first.key, first.value)], JSON_HEADERS)
             await reader.until(lambda: first.msgid in seen, JOIN_TIMEOUT, proc, "yibao warm-up")
             row.ready_s = time.perf_counter() - started
+            others = {}  # the archiver the worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
+            for child in children(proc.pid):
+                if "archive" in cmdline(child):
+                    others["archiver"] = info["archiver_pid"] = child
             # the rest of the population, awaited before any settlement (as `yibao send` does)
             t = time.perf_counter()
             await produce_all(p, [(o.topic, o.key, o.value) for o in pop_lines[1:]], JSON_HEADERS)
@@ -459,8 +496,9 @@ class Bench:
 
             # throughput
             if args.py_spy:
-                spy = self._py_spy(proc.pid)
-            window = Window(proc.pid, self.broker.pid)
+                spy = self._py_spy(proc.pid, tag)
+                info["py_spy_file"] = f"{tag}-worker.txt"
+            window = Window(proc.pid, self.broker.pid, others)
             want = [o.msgid for o in timed]
             window.start()
             t0 = time.perf_counter()
@@ -479,7 +517,7 @@ class Bench:
             # them forwarded from their home partition to their group's
             if fam:
                 fam_row = Row("yibao family drawing end to end", len(fam))
-                fam_window = Window(proc.pid, self.broker.pid)
+                fam_window = Window(proc.pid, self.broker.pid, others)
                 want = [o.msgid for o in fam]
                 fam_window.start()
                 t0 = time.perf_counter()
@@ -494,7 +532,7 @@ class Bench:
             if paced:
                 rate = args.latency_rate
                 sent_at: dict[str, float] = {}
-                lat_window = Window(proc.pid, self.broker.pid)
+                lat_window = Window(proc.pid, self.broker.pid, others)
                 lat_window.start()
                 start = time.perf_counter()
                 i = 0
@@ -516,6 +554,7 @@ class Bench:
                 info["latency"] = {
                     "n": len(lat), "offered_rate": len(lat) / offered, "served_rate": len(lat) / served,
                     "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": lat_row.cpu,
+                    "others_cpu": lat_row.extra["others_cpu"],
                 }
                 # where the time goes, from record timestamps (clients stamp records when they send them)
                 ops = await op_stamps(self.bootstrap)
@@ -527,6 +566,8 @@ class Bench:
                         hops["read"].append(seen[m] + WALL - reader.stamps[m] / 1000)
                 info["hops"] = {k: (pct(sorted(v), 50), pct(sorted(v), 99)) for k, v in hops.items() if v}
             row.rss_mib, info["hwm_mib"] = memory_mib(proc.pid)
+            if "archiver_pid" in info:
+                info["archiver_rss_mib"], info["archiver_hwm_mib"] = memory_mib(info["archiver_pid"])
             if paced:
                 info["rss_stages"][f"+{len(paced):,} paced"] = row.rss_mib
             # what the results were (a sanity check that real settlements ran, not rejects)
@@ -550,7 +591,7 @@ class Bench:
                 info["log_counts"] = Counter(level for line in log.splitlines()  # Faust's "[...] [pid] [LEVEL] ..."
                                              for level in ("WARNING", "ERROR", "CRITICAL") if f"[{level}]" in line)
 
-    def _py_spy(self, pid: int) -> subprocess.Popen | None:
+    def _py_spy(self, pid: int, tag: str = "yibao") -> subprocess.Popen | None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(exe).exists():
             self.say("[yellow]--py-spy: py-spy not found (pip install py-spy); not profiling[/yellow]")
@@ -558,7 +599,7 @@ class Bench:
         out = Path(self.args.py_spy)
         out.mkdir(parents=True, exist_ok=True)
         return self.procs.start("py-spy", [exe, "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--idle",
-                                           "--format", "raw", "-o", str(out / "yibao-worker.txt")])
+                                           "--format", "raw", "-o", str(out / f"{tag}-worker.txt")])
 
 
 async def outcomes(bootstrap: str, reader: Reader) -> Counter:
@@ -627,18 +668,90 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
             rows["quix"] = Row("quix-streams pass-through", note="quix-streams not installed: see --quix-python")
         else:
             rows["quix"] = await bench.peer("quix-streams pass-through", "quix", fast_records, qpy)
-    if "yibao" not in skip:
-        rows["yibao"], info = await bench.yibao(pop_lines, timed, paced, fam_binds, fam)
-    report(console, args, rows, info)
+    # yibao, and yibao with its archiver (the archive pair), alternating: each run on a fresh broker, since
+    # the service's topic names are fixed and a worker would otherwise start on the previous run's logs
+    variants = [v for v in ("yibao", "yibao-archive") if v not in skip]
+    runs: dict[str, list[tuple[Row, dict]]] = {v: [] for v in variants}
+    rounds = max(1, args.archive_rounds) if len(variants) == 2 else 1
+    for r in range(rounds):
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds,
+                                           pop_lines, timed, paced, fam_binds, fam))
+    for v, got in runs.items():
+        rows[v], found = best_run(got)
+        if v == "yibao":
+            info = found
+    report(console, args, rows, info, runs)
 
 
-def report(console: Console, args, rows: dict[str, Row], info: dict) -> None:
-    table = Table(title=f"streaming · one embedded broker · {PARTITIONS} partitions · seed {args.seed}",
+YIBAO_TITLES = {"yibao": "yibao settlement end to end",
+                "yibao-archive": "yibao settlement end to end, archived (YIBAO_ARCHIVE_DIR)"}
+
+
+async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant: str, r: int, rounds: int,
+                    pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
+                    fam_binds: list[Outgoing], fam: list[Outgoing]) -> tuple[Row, dict]:
+    """One yibao run on a broker of its own; with the archive (variant yibao-archive), the archive is
+    verified after the worker (and with it the archiver) has stopped."""
+    label = f"{variant}-{r + 1}"
+    log_dir = workdir / f"broker-{label}"
+    log_dir.mkdir()
+    broker = EmbeddedBroker(log_dir=log_dir)
+    await asyncio.to_thread(broker.start)
+    try:
+        bench = Bench(args, console, broker, procs, workdir)
+        extra = {}
+        if variant == "yibao-archive":
+            extra["YIBAO_ARCHIVE_DIR"] = str(workdir / f"archive-{label}")
+        bench.say(f"{variant}, round {r + 1} of {rounds}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
+                  + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else ""))
+        row, info = await bench.yibao(pop_lines, timed, paced, fam_binds, fam, YIBAO_TITLES[variant], label, extra)
+        if extra:
+            if "archiver_pid" not in info and not row.note:
+                row.note = "no archiver process found"
+            info["archive"] = archive_summary(Path(extra["YIBAO_ARCHIVE_DIR"]), procs.log(info["worker_log"]))
+        bench.say(f"{variant}, round {r + 1}: {row.rate:,.0f} settlements/s"
+                  + (f", p50 {info['latency']['p50'] * 1000:.0f} ms, p99 {info['latency']['p99'] * 1000:.0f} ms"
+                     if "latency" in info else "") + f", worker RSS {row.rss_mib:,.0f} MiB"
+                  + (f" [red]({row.note})[/red]" if row.note else ""))
+        return row, info
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+def best_run(got: list[tuple[Row, dict]]) -> tuple[Row, dict]:
+    """The run with the highest settlement throughput (a failed one only if every run failed)."""
+    ok = [g for g in got if not math.isnan(g[0].rate)]
+    return max(ok, key=lambda g: g[0].rate) if ok else got[-1]
+
+
+def archive_summary(root: Path, worker_log: str) -> dict:
+    """What the archiver left: records in the manifest, bytes, whether `verify` finds it intact, and the
+    count the archiver itself printed when it stopped."""
+    from connectors.archive import MANIFEST, read_manifest, verify
+    folders = [p.parent for p in root.glob(f"*/{MANIFEST}")] or [root]
+    out = {"records": 0, "mb": 0.0, "problems": [], "written": None}
+    for folder in folders:
+        problems, _ = verify(folder)
+        out["problems"] += problems
+        out["records"] += sum(e.get("records", 0) for e in read_manifest(folder))
+    out["mb"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
+    for line in worker_log.splitlines():
+        if "records written, sealed" in line:
+            with contextlib.suppress(ValueError):
+                out["written"] = int(line.split(": ", 1)[1].split()[0])
+    return out
+
+
+def report(console: Console, args, rows: dict[str, Row], info: dict,
+           runs: dict[str, list[tuple[Row, dict]]] | None = None) -> None:
+    table = Table(title=f"streaming · embedded broker (the peers share one; each yibao run gets a fresh one) · "
+                        f"{PARTITIONS} partitions · seed {args.seed}",
                   title_justify="left")
     for col in ("#", "pipeline", "events", "ready after (untimed)", "timed", "events/s", "pipeline CPU",
                 "broker CPU", "bench CPU", "RSS MiB"):
         table.add_column(col, justify="left" if col in ("#", "pipeline") else "right")
-    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3"}
+    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3", "yibao-archive": "3a"}
     for key, row in rows.items():
         ok = not math.isnan(row.timed_s)
         table.add_row(numbers[key], row.name + (f" [red]({row.note})[/red]" if row.note else ""),
@@ -705,12 +818,80 @@ def report(console: Console, args, rows: dict[str, Row], info: dict) -> None:
         if info.get("outcomes"):
             console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].most_common()))
         if args.py_spy and "py_spy" in info:
-            samples = Path(args.py_spy) / "yibao-worker.txt"
+            samples = Path(args.py_spy) / info.get("py_spy_file", "yibao-worker.txt")
             console.print(f"py-spy samples of the worker during the timed run (which they slow down): {samples} "
                           "(collapsed stacks, idle included; flamegraph.pl or speedscope read them)")
             shares = profile_shares(samples)
             if shares:
                 console.print("worker main thread by activity: " + " · ".join(f"{k} {v:.0%}" for k, v in shares))
+    if runs and runs.get("yibao-archive"):
+        archive_report(console, args, runs)
+
+
+ARCHIVE_GOAL = 0.10  # the issue: archiving must not slow settlement by more than 10 %
+
+
+def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]]]) -> None:
+    """The archive pair: yibao with its archiver ÷ yibao without, best run of each; per-round ratios show the spread."""
+    arch = runs["yibao-archive"]
+    a_row, a_info = best_run(arch)
+    a = a_info.get("archive", {})
+    archiver_cpu = a_row.extra.get("others_cpu", {}).get("archiver", float("nan"))
+    console.print(f"yibao-archive: archiver pid {a_info.get('archiver_pid', '—')}, "
+                  f"{archiver_cpu:.2f} cores during the timed run (worker {a_row.cpu:.2f}, broker {a_row.broker_cpu:.2f}), "
+                  f"VmRSS {a_info.get('archiver_rss_mib', float('nan')):,.0f} MiB; archive "
+                  f"{a.get('records', 0):,} records, {a.get('mb', 0.0):,.1f} MB "
+                  f"(archiver's own count {a.get('written')}), "
+                  + ("[green]verified intact[/green]" if a and not a.get("problems") else
+                     f"[red]{len(a.get('problems', []))} problems: {'; '.join(a.get('problems', [])[:2])}[/red]"))
+    plain = runs.get("yibao", [])
+    if not plain:
+        return
+    p_row, p_info = best_run(plain)
+
+    def lat(info: dict, key: str) -> float:
+        return info.get("latency", {}).get(key, float("nan"))
+
+    def best(values: list[float]) -> float:
+        values = [v for v in values if not math.isnan(v)]
+        return min(values) if values else float("nan")
+
+    thr = a_row.rate / p_row.rate
+    per_round = [ar.rate / pr.rate for (pr, _), (ar, _) in zip(plain, arch)]
+    fam = (p_info.get("family"), a_info.get("family"))
+    p50 = best([lat(i, "p50") for _, i in arch]) / best([lat(i, "p50") for _, i in plain])
+    p99 = best([lat(i, "p99") for _, i in arch]) / best([lat(i, "p99") for _, i in plain])
+    rss = best([r.rss_mib for r, _ in arch]) / best([r.rss_mib for r, _ in plain])
+    total = (best([r.rss_mib + i.get("archiver_rss_mib", float("nan")) for r, i in arch])
+             / best([r.rss_mib for r, _ in plain]))
+    n = len(arch)
+    console.print(f"archive cost, 3a ÷ 3 ({len(plain)} + {n} runs alternating, each on a fresh broker; best run of each): "
+                  f"throughput [bold]{thr:.3f}[/bold]"
+                  + (f" (paired by round: {', '.join(f'{x:.3f}' for x in per_round)})" if len(per_round) > 1 else "")
+                  + (f" · family drawing {fam[1].rate / fam[0].rate:.3f}" if fam[0] and fam[1] else "")
+                  + f" · latency p50 [bold]{p50:.2f}[/bold] · p99 [bold]{p99:.2f}[/bold]"
+                  f" · worker RSS {rss:.2f} (worker + archiver {total:.2f})")
+    console.print(f"[dim]ratios above 1 mean more (events/s: better; latency, memory: worse); latency and RSS are "
+                  f"each the best of the variant's runs at {args.latency_rate:,.0f} events/s offered.[/dim]")
+    saturated = [f"{v} round {k + 1} answered {i['latency']['served_rate']:,.0f}/s"
+                 for v, got in (("yibao", plain), ("yibao-archive", arch)) for k, (_, i) in enumerate(got)
+                 if "latency" in i and i["latency"]["served_rate"] < 0.95 * i["latency"]["offered_rate"]]
+    if saturated:
+        console.print(f"[yellow]the paced run was over capacity ({', '.join(saturated)} of {args.latency_rate:,.0f}/s "
+                      "offered): those latencies are queueing time, and their ratio says little about the archive; "
+                      "a lower --latency-rate measures it[/yellow]")
+    # CPU per settlement, which machine noise moves less than wall time: what the archiver adds, in its own process
+    worker_ms = a_row.cpu * a_row.timed_s / a_row.events * 1000
+    archiver_ms = archiver_cpu * a_row.timed_s / a_row.events * 1000
+    plain_ms = p_row.cpu * p_row.timed_s / p_row.events * 1000
+    console.print(f"CPU per timed settlement: archiver {archiver_ms:.2f} ms beside the worker's {worker_ms:.2f} ms "
+                  f"(+{archiver_ms / worker_ms:.0%} of the worker's CPU, in another process: with a core to spare it "
+                  f"need not slow settlement, on busy cores it competes); plain worker {plain_ms:.2f} ms")
+    slower = 1 - thr
+    mark = "[green]MET[/green]" if slower <= ARCHIVE_GOAL else "[red]NOT MET[/red]"
+    console.print(f"goal (archiving slows settlement by ≤ {ARCHIVE_GOAL:.0%}: 3a ≥ {1 - ARCHIVE_GOAL:.2f} × 3): {mark} — "
+                  f"{a_row.rate:,.0f}/s archived vs {p_row.rate:,.0f}/s plain, slowdown {slower:+.1%}"
+                  + (f" (per round {', '.join(f'{1 - x:+.1%}' for x in per_round)})" if len(per_round) > 1 else ""))
 
 
 # the first activity (in this order) with a frame anywhere in a sample's stack gets the sample: so decoding
@@ -772,7 +953,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="the yibao worker's --log-level (default warning, as `yibao run`)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the yibao worker, e.g. YIBAO_BATCH_SIZE=2000 (repeatable)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "faust", "faust-default", "quix", "yibao"))
+    ap.add_argument("--archive-rounds", type=int, default=2,
+                    help="rounds of the archive pair, alternating yibao and yibao-archive (AB, BA, ...); the best run "
+                         "of each is reported (default 2)")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive"))
     ap.add_argument("--keep-logs", action="store_true", help="keep the broker and process logs (printed path)")
     args = ap.parse_args(argv)
 
