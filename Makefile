@@ -40,6 +40,8 @@ $(QUIX)/.installed:
 bench: $(STAMP) $(QUIX)/.installed
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/restart.py --sizes 10000 100000      # 1,000,000 too: about 15 minutes
+	$(BIN)/python bench/memory.py --events 200000            # --events 1000000: about 20 minutes
 	YIBAO_BENCH_QUIX_PYTHON=$(QUIX)/bin/python $(BIN)/python bench/streaming.py
 
 clean:
