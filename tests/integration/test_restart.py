@@ -1,6 +1,6 @@
 """Stopping the worker mid-stream (SIGTERM, then kill -9) loses nothing and answers each request once.
 
-The ledger's state is rebuilt from ledger.ops on start (from the newest snapshot, written every 1,000
+The ledger's state is rebuilt from ledger.ops on start (from the newest snapshot, written every 500
 records here, and the records after it), so after any stop every request gets exactly one distinct
 result and the totals are those of the offline run.
 """
@@ -28,14 +28,14 @@ def _stop_midstream(worker: Worker, bootstrap: str, bills: list[dict], sig: int)
 
 
 def test_sigterm_then_kill9_each_request_answered_once_and_totals_equal_offline(broker, spawn, tmp_path):
-    env = {"YIBAO_SNAPSHOT_DIR": str(tmp_path / "snapshots"), "YIBAO_SNAPSHOT_EVERY": "1000"}
+    env = {"YIBAO_SNAPSHOT_DIR": str(tmp_path / "snapshots"), "YIBAO_SNAPSHOT_EVERY": "500"}
     people = [person(f"RST{i:04d}", balc="2000", retired=i % 3 == 0, brdy=f"19{50 + i % 30}-03-0{1 + i % 8}")
               for i in range(40)]
     first = spawn(broker.bootstrap, extra_env=env)
     first.wait_started()
     send(broker.bootstrap, hospitals() + people, tmp_path, timeout=90)
 
-    batch1, batch2 = mixed_bills(people, 12000, "T"), mixed_bills(people, 12000, "K")
+    batch1, batch2 = mixed_bills(people, 6000, "T"), mixed_bills(people, 6000, "K")
     _stop_midstream(first, broker.bootstrap, batch1, signal.SIGTERM)
 
     second = spawn(broker.bootstrap, extra_env=env)
