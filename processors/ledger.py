@@ -108,6 +108,7 @@ class Recent:
 
     latest: dt.date
     answers: deque = field(default_factory=deque)  # (event date, msgid)
+    cutoff: dt.date = dt.date.min  # answers dated before it expire: latest - the window
 
 
 def _event_day(event) -> dt.date | None:
@@ -193,12 +194,11 @@ class Ledger:
         """Note the answer's event date; expire this person's answers that fell out of the window."""
         recent = self.recent.get(psn_no)
         if recent is None:
-            recent = self.recent[psn_no] = Recent(day)
+            recent = self.recent[psn_no] = Recent(day, cutoff=day - dt.timedelta(days=self.answer_days))
         elif day > recent.latest:
-            recent.latest = day
+            recent.latest, recent.cutoff = day, day - dt.timedelta(days=self.answer_days)
         recent.answers.append((day, msgid))
-        cutoff = recent.latest - dt.timedelta(days=self.answer_days)
-        while recent.answers and recent.answers[0][0] < cutoff:
+        while recent.answers and recent.answers[0][0] < recent.cutoff:
             _, old = recent.answers.popleft()
             infno, digest, _ = self.answered[psn_no, old]
             self.answered[psn_no, old] = (infno, digest, None)
@@ -708,8 +708,9 @@ _OWN: dict[str, tuple[Callable, Callable]] = {  # attributes keyed by psn_no: (t
     "history": _rows(Movement),
     "bindings": _rows(Binding),
     "filings": _rows(Filing),
-    "recent": (lambda r: [r.latest.isoformat(), [[d.isoformat(), m] for d, m in r.answers]],
-               lambda doc: Recent(dt.date.fromisoformat(doc[0]), deque((dt.date.fromisoformat(d), m) for d, m in doc[1]))),
+    "recent": (lambda r: [r.latest.isoformat(), [[d.isoformat(), m] for d, m in r.answers], r.cutoff.isoformat()],
+               lambda doc: Recent(dt.date.fromisoformat(doc[0]), deque((dt.date.fromisoformat(d), m) for d, m in doc[1]),
+                                  dt.date.fromisoformat(doc[2]))),
 }
 _OWNED: dict[str, tuple[Callable, Callable, bool]] = {  # (to JSON, from JSON, keyed by (psn_no, msgid))
     "settlements": (_row, lambda row: _read(Settled, row), False),  # keyed by setl_id, owned by Settled.psn_no
