@@ -9,8 +9,8 @@ stop (SIGTERM/SIGINT, or its parent process gone) reads on until the topics have
 service's committed offsets (`positions.json`) and seals every segment into the manifest. A kill -9
 leaves the open segments unsealed: the next start seals their whole blocks and reads on from there.
 
-Checkpoints: every `CHECKPOINT_EVERY` seconds (and at a stop) the archiver reads the committed offsets
-of the service's consumer group, then writes a marker (`topics.MARKER`, skipped by every reader) to
+Checkpoints: every `CHECKPOINT_EVERY` seconds when they moved (and at a stop) the archiver reads the
+committed offsets of the service's consumer group, then writes a marker (`topics.MARKER`, skipped by every reader) to
 each partition of the internal topics (ledger.ops, clearing.entries) and records those offsets in
 `positions.json` once it has archived every marker. An agent commits an offset only after what it
 wrote for the records before it is acknowledged, so everything the agents wrote to the internal
@@ -36,7 +36,7 @@ from . import topics
 log = logging.getLogger("yibao.archiver")
 TOPICS = topics.ALL
 IDLE = 1.0
-CHECKPOINT_EVERY = 2.0
+CHECKPOINT_EVERY = 5.0
 MARKER_WAIT = 30.0  # seconds a stop waits for its markers to come back before it records no checkpoint
 
 
@@ -60,9 +60,9 @@ class Checkpoint:
         return all(writer.next_offset.get(tp, 0) > offset for tp, offset in self.markers.items())
 
 
-async def checkpoint(group: AIOKafkaConsumer, producer: AIOKafkaProducer, tps: list[TopicPartition]) -> Checkpoint:
-    """The committed offsets, read before the markers are written."""
-    found = await committed(group, tps)
+async def checkpoint(found: dict[tuple[str, int], int], producer: AIOKafkaProducer,
+                     tps: list[TopicPartition]) -> Checkpoint:
+    """Markers written after the committed offsets `found` were read."""
     sent = [(tp, await producer.send(tp.topic, f"marker {os.urandom(8).hex()}".encode(), partition=tp.partition,
                                      headers=[topics.MARKER])) for tp in tps if tp.topic in topics.INTERNAL]
     return Checkpoint(found, {(tp.topic, tp.partition): (await f).offset for tp, f in sent})
@@ -97,17 +97,20 @@ async def run(bootstrap: str, root: Path, kafka: dict, stop: asyncio.Event, pare
                 consumer.seek(tp, position)
         group.assign([tp for tp in tps if tp.topic in topics.CONSUMED])
         partitions = len(consumer.partitions_for_topic(topics.LEDGER_OPS))
-        pending, last = None, time.monotonic()
+        pending, last, recorded = None, time.monotonic(), None
         while not stop.is_set() and (parent is None or os.getppid() == parent):
             written += await _poll(consumer, writer)
             if pending is not None and pending.covered(writer):
                 writer.write_positions(pending.committed, partitions)
-                pending, last = None, time.monotonic()
+                pending, recorded = None, pending.committed
             if pending is None and time.monotonic() - last >= CHECKPOINT_EVERY:
-                pending = await checkpoint(group, producer, tps)
+                last = time.monotonic()
+                found = await committed(group, tps)
+                if found != recorded:  # an idle service gets no markers
+                    pending = await checkpoint(found, producer, tps)
         while (n := await _poll(consumer, writer, IDLE)):  # the last records the stopped service wrote
             written += n
-        final, deadline = await checkpoint(group, producer, tps), time.monotonic() + MARKER_WAIT
+        final, deadline = await checkpoint(await committed(group, tps), producer, tps), time.monotonic() + MARKER_WAIT
         while not final.covered(writer) and time.monotonic() < deadline:
             written += await _poll(consumer, writer)
         if final.covered(writer):
