@@ -105,8 +105,11 @@ def serve(settings: Settings, population: Path | None = None, loglevel: str = "w
                     restored = _restore(loop, bootstrap, folder, settings)
                 else:
                     folder = settings.archive_dir / dt.datetime.now(dt.timezone.utc).strftime("embedded-%Y%m%dT%H%M%SZ")
+            # In a session of its own, so a Ctrl-C of `make run` does not stop it before the worker: it is
+            # stopped after the worker (below), or stops itself when this process is gone (--parent).
             archiver = subprocess.Popen([sys.executable, "-m", "streams.cli", "archive", "run", "--dir", str(folder),
-                                         "--bootstrap", bootstrap, "--parent", str(os.getpid())])
+                                         "--bootstrap", bootstrap, "--parent", str(os.getpid())],
+                                        start_new_session=True)
             print(f"  archive: {folder} (yibao archive verify {settings.archive_dir})", flush=True)
         if population is not None and restored:
             print("demo population: already in the restored log, not sent again", flush=True)
