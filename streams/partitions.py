@@ -1,10 +1,10 @@
 """The `ledger.ops` partitions this worker owns, and what taking an op on one of them produces.
 
 State is a pure function of a partition's log (the ledger and the group placement are
-deterministic), so the log is the changelog: a partition's state is rebuilt by replaying its ops
-from offset 0 up to the first offset delivered after an assignment, without emitting anything;
-then it goes live. An op that arrives out of sequence (a restart, a rebalance, a redelivery)
-triggers the same rebuild.
+deterministic), so the log is the changelog: a partition's state is rebuilt up to the first offset
+delivered after an assignment, from its newest usable snapshot (streams/snapshots.py) or offset 0,
+without emitting anything; then it goes live. An op that arrives out of sequence (a restart, a
+rebalance, a redelivery) triggers the same rebuild.
 """
 from __future__ import annotations
 
