@@ -62,7 +62,10 @@ def _references(topic: str, headers: list, value: bytes, refs: dict[tuple[str, i
     clearing's watermarks)."""
     if topic == topics.CLEARING and not any((h["key"], h["value"]) == CLEARING_COMMAND for h in headers):
         return
-    op = codec.decode_record("ledger_op", value)
+    try:
+        op = codec.decode_record("ledger_op", value)
+    except ValueError:  # foreign bytes on an internal topic: the agent dead-lettered them, they refer to nothing
+        return
     if op["via_partition"] >= 0:
         tp, offset = (topics.LEDGER_OPS, op["via_partition"]), op["via_offset"]
     else:

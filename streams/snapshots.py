@@ -34,7 +34,7 @@ KEEP = 2
 _CODE_DIRS = ("processors", "schemas", "streams")
 _ALLOWED = {("decimal", "Decimal"), ("datetime", "date"), ("datetime", "datetime"), ("collections", "deque"), ("builtins", "set"),
             ("builtins", "frozenset")}
-_ALLOWED_MODULES = ("processors.", "schemas.models", "streams.groups", "streams.clearing")
+_ALLOWED_MODULES = ("schemas.models", "streams.groups", "streams.clearing")  # and every processors.* module
 
 
 def fingerprint(*roots: Path, pattern: str = "**/*") -> str:
@@ -75,8 +75,15 @@ class _Loader(pickle.Unpickler):
         return self.shared
 
     def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED or module.startswith(_ALLOWED_MODULES):
+        """Only the named classes and the classes *defined* in yibao's state modules: not a function,
+        not a name those modules import (`processors.policy.Path`), not a dotted path to an attribute
+        (`Path.write_text`): any of those would let a planted file call code."""
+        if (module, name) in _ALLOWED:
             return super().find_class(module, name)
+        if "." not in name and (module.startswith("processors.") or module in _ALLOWED_MODULES):
+            found = super().find_class(module, name)
+            if isinstance(found, type) and found.__module__ == module:
+                return found
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a yibao state")
 
 

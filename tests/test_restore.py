@@ -95,3 +95,18 @@ def test_every_record_lands_at_its_offset_and_offsets_the_log_refers_to_are_padd
         with pytest.raises(RestoreRefused, match="landed at .*restore only into an empty broker"):
             _restore(root, broker.bootstrap)  # a second time: the topics are no longer empty
     assert json.loads((root / POSITIONS).read_text())["partitions"] == 4
+
+
+def test_foreign_bytes_the_agents_dead_lettered_do_not_stop_a_restore(tmp_path):
+    """Anyone who can write to ledger.ops or clearing.entries can put garbage there (the agents
+    dead-letter it); a restore copies it back like any record and goes on."""
+    root = _archive(tmp_path / "a")
+    w = ArchiveWriter(root)
+    w.add(topics.LEDGER_OPS, 1, 0, T0 + 20, None, [], b"\x00not an op")
+    w.add(topics.CLEARING, 2, 0, T0 + 21, None, [("yb-record", b"ledger_op")], b"{not avro")
+    w.close()
+    (tmp_path / "broker").mkdir()
+    with EmbeddedBroker(log_dir=tmp_path / "broker") as broker:
+        asyncio.run(ensure_topics(broker.bootstrap, 4))
+        done = _restore(root, broker.bootstrap)
+        assert (done.records, done.placeholders) == (5, 4)

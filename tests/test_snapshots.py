@@ -155,6 +155,12 @@ class _Planted:
         return (Path.touch, (Path("/tmp/yibao-planted-snapshot-ran"),))
 
 
+# Reaches code through a module whose classes a state may hold: `Path`, which processors.policy
+# imports, and its method by a dotted name (pickle protocol 4+ resolves those): Path(marker).touch().
+THROUGH_A_STATE_MODULE = (b"\x80\x05cprocessors.policy\nPath.touch\n(cprocessors.policy\nPath\n"
+                          b"(V/tmp/yibao-planted-snapshot-ran\ntRtR.")
+
+
 def test_a_planted_or_truncated_snapshot_is_refused_and_runs_nothing(tmp_path, caplog):
     snaps = _snapshots(tmp_path)
     _save_at(snaps, 30)
@@ -165,6 +171,9 @@ def test_a_planted_or_truncated_snapshot_is_refused_and_runs_nothing(tmp_path, c
     planted = path.with_name(f"{40:012d}.snap")
     planted.write_bytes(header + b"\n" + pickle.dumps(_Planted()))
     assert "is not part of a yibao state" in _refused(snaps, planted, value_hash(LOG[29]), caplog)
+    planted.write_bytes(header + b"\n" + THROUGH_A_STATE_MODULE)
+    assert "processors.policy.Path.touch is not part of a yibao state" in _refused(snaps, planted, value_hash(LOG[29]),
+                                                                                  caplog)
     assert not marker.exists()
 
     truncated = path.with_name(f"{35:012d}.snap")
