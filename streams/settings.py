@@ -61,6 +61,12 @@ class Settings:
     sasl_password: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SASL_PASSWORD") or None)
     ssl_cafile: str | None = field(default_factory=lambda: os.environ.get("KAFKA_SSL_CAFILE") or None)
 
+    def __post_init__(self) -> None:
+        for name, value, least in (("YIBAO_ANSWER_DAYS", self.answer_days, 0),
+                                   ("YIBAO_SNAPSHOT_EVERY", self.snapshot_every, 1)):
+            if value < least:
+                raise SystemExit(f"{name}={value}: give {least} or more")
+
     def kafka_kwargs(self) -> dict:
         """aiokafka client arguments for the configured security (SASL/TLS passed through)."""
         kwargs: dict = {"security_protocol": self.security_protocol}

@@ -4,6 +4,7 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from streams.cli import app
@@ -145,3 +146,11 @@ def test_a_ledger_bug_stops_settle_at_its_line_with_the_results_before_it_writte
     assert result.exit_code == 3
     assert "stopped: line 14: the ledger failed on this event (RuntimeError: injected ledger bug)" in result.output
     assert len(out.read_bytes().splitlines()) == 13  # every line before it answered, nothing after
+
+
+@pytest.mark.parametrize("name, value", [("YIBAO_ANSWER_DAYS", "-1"), ("YIBAO_SNAPSHOT_EVERY", "0")])
+def test_a_setting_that_would_expire_every_answer_or_snapshot_every_batch_is_refused(monkeypatch, name, value):
+    from streams.settings import Settings
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=f"{name}={value}: give"):
+        Settings()
