@@ -30,9 +30,11 @@ class Binding:
 
 
 def authorizers_on(bindings: list[Binding], day: dt.date, policy: Policy) -> list[str]:
-    """The authorizers whose binding may pay on `day` under `policy` (the rule set in force that day)."""
-    return [b.auth_psn_no for b in bindings
-            if b.in_force(day) and b.relation in policy.account.binding_relations]
+    """The authorizers whose binding may pay on `day` under `policy` (the rule set in force that day),
+    each once: an unbinding dated later and a new binding from an earlier day are both in force
+    between those days, and the authorizer's one account must not be drawn twice."""
+    return list(dict.fromkeys(b.auth_psn_no for b in bindings
+                              if b.in_force(day) and b.relation in policy.account.binding_relations))
 
 
 def split(amount: Decimal, own_balance: Decimal, authorizers: list[tuple[str, Decimal]]) -> tuple[Decimal, list[tuple[str, Decimal]]]:

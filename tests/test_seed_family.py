@@ -89,6 +89,16 @@ def test_an_unbound_authorizer_pays_until_the_day_before_the_unbinding(ledger):
     assert run([unbind(U, A1, "2024-12-20")], ledger)[-1]["err_msg"].startswith("NOT_BOUND")
 
 
+def test_an_authorizer_bound_twice_on_one_day_is_drawn_once_never_below_zero(ledger):
+    # unbound from 2024-12-10, bound again from 2024-11-01: both bindings are in force on 12-05; the
+    # one account pays at most its balance (found by test_groups' property test: it went to -1.00)
+    _family(ledger, "0", (A1, "30"))
+    assert [r["infcode"] for r in run([unbind(U, A1, "2024-12-10"), bind(U, A1, "parent", "2024-11-01")], ledger)] == [0, 0]
+    info = setlinfo(run([_buy("50", day="2024-12-05")], ledger)[-1])
+    assert _paid(info) == (D("0.00"), D("30.00"), D("20.00"), [(A1, D("30.00"), D("0.00"))])
+    assert ledger.balances[A1] == D("0")
+
+
 def test_a_binding_pays_only_from_its_start(ledger):
     _family(ledger, "0", (A1, "100"), begndate="2024-12-05")
     early, late = (setlinfo(r) for r in run([_buy("10", day="2024-12-04"), _buy("10", day="2024-12-05")], ledger))
