@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from processors.clearing import Clearing, answer, booked
 from processors.ledger import Ledger, error
 from schemas.models import CLEARING_EVENTS
-from schemas.serde import BadEvent, decode_event, safe_text
+from schemas.serde import BadEvent, decode_event, encode, safe_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,7 @@ class Settled:
     lineno: int
     event: object | None  # the validated event, None when the line was not one
     result: dict
+    data: bytes  # the result as JSON (schemas.serde.encode), encoded once
 
 
 class LedgerFailure(RuntimeError):
@@ -44,16 +45,18 @@ def settle_lines(lines: Iterable[bytes | str], ledger: Ledger, clearing: Clearin
         except Exception as e:  # noqa: BLE001 - a case no check foresaw: this line is bad, the file goes on
             event = BadEvent(None, None, f"cannot be read ({type(e).__name__}: {safe_text(str(e))})")
         if isinstance(event, BadEvent):
-            yield Settled(lineno, None, error(event.infno, event.msgid, "BAD_EVENT", f"line {lineno}: {event.reason}"))
+            result = error(event.infno, event.msgid, "BAD_EVENT", f"line {lineno}: {event.reason}")
+            yield Settled(lineno, None, result, encode(result))
             continue
         try:
             if isinstance(event, CLEARING_EVENTS):
                 result, _ = answer(clearing, event)
+                data = encode(result)
             else:
-                result = ledger.apply(event)
+                result, data = ledger.answer(event)
                 entry = booked(result, ledger.places)
                 if entry is not None:
                     clearing.add(entry)
         except Exception as e:
             raise LedgerFailure(lineno, e) from e
-        yield Settled(lineno, event, result)
+        yield Settled(lineno, event, result, data)

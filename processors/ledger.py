@@ -126,6 +126,10 @@ def _freeze(doc: dict) -> bytes:
     return bytes(memoryview(encode(doc)))
 
 
+def _encoded(result: dict) -> tuple[dict, bytes]:
+    return result, encode(result)
+
+
 def _thaw(data: bytes) -> dict:
     return json.loads(data, parse_float=Decimal)
 
@@ -166,29 +170,36 @@ class Ledger:
 
     def apply(self, event) -> dict:
         """Apply one validated event (a schemas.models Event) and return its result envelope."""
+        return self.answer(event)[0]
+
+    def answer(self, event) -> tuple[dict, bytes]:
+        """`apply`, and the result as JSON bytes (`schemas.serde.encode` of it): a result is encoded
+        once, for the memory of answered msgids and for the wire alike, and a re-sent request is
+        answered with the very bytes of the first answer."""
         key = (psn_no_of(event), event.msgid)
         seen = self.answered.get(key)
         if seen is not None:
-            infno, digest, result = seen
+            infno, digest, frozen = seen
             if digest != _digest(event):
-                return error(event.infno, event.msgid, "MSGID_REUSED",
-                             f"msgid {event.msgid} was already used by a different {infno} request")
-            if result is None:
-                return error(event.infno, event.msgid, "ANSWER_EXPIRED",
-                             f"msgid {event.msgid} was answered more than {self.answer_days} days (of event time) "
-                             "before this person's latest event: the answer is no longer held here, only that it "
-                             "was given (the audit archive holds it); it is not settled again")
-            return _thaw(result)
+                return _encoded(error(event.infno, event.msgid, "MSGID_REUSED",
+                                      f"msgid {event.msgid} was already used by a different {infno} request"))
+            if frozen is None:
+                return _encoded(error(event.infno, event.msgid, "ANSWER_EXPIRED",
+                                      f"msgid {event.msgid} was answered more than {self.answer_days} days (of event "
+                                      "time) before this person's latest event: the answer is no longer held here, "
+                                      "only that it was given (the audit archive holds it); it is not settled again"))
+            return _thaw(frozen), frozen
         try:
             result = self._dispatch(event)
         except SettlementRefused as e:
-            return error(event.infno, event.msgid, e.code, e.reason)
+            return _encoded(error(event.infno, event.msgid, e.code, e.reason))
+        frozen = _freeze(result)
         if not isinstance(event, AccountQueryEvent):  # a query changes nothing: asked again, answered afresh
-            self.answered[key] = (event.infno, _digest(event), _freeze(result))
+            self.answered[key] = (event.infno, _digest(event), frozen)
             day = _event_day(event) if self.answer_days is not None else None
             if day is not None:
                 self._remember(key[0], event.msgid, day)
-        return result
+        return result, frozen
 
     def _remember(self, psn_no: str, msgid: str, day: dt.date) -> None:
         """Note the answer's event date; expire this person's answers that fell out of the window."""

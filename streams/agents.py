@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -24,7 +25,7 @@ from . import codec, metrics, topics
 from .clearing import PartitionClearing
 from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers, Partitioned
-from .routing import Record, Source, reason_class, route
+from .routing import Record, Source, Validated, home_of, reason_class, route
 from .settings import Settings
 from .snapshots import Snapshots, value_hash
 
@@ -35,13 +36,30 @@ def _headers(message) -> dict[str, bytes]:
     return {k: v for k, v in (message.headers or [])}
 
 
-async def _produce(app: faust.App, records: list[Record]) -> list:
+async def _produce(app: faust.App, records: list[Record], partitions: int) -> list[asyncio.Future]:
+    """Queue `records` in order, as one aiokafka batch per topic partition (more when one fills), and
+    return the futures the broker's acknowledgements complete. A record without a partition goes
+    where Kafka's default partitioner puts its key (every topic has `partitions`: streams.topics), one
+    without a key to partition 0. Batches instead of a send per record: per record this is an append
+    to a buffer rather than a coroutine, a future and a partitioner call."""
+    producer = app.producer._ensure_producer()  # Faust's aiokafka producer; its send() is per record
+    building: dict[tuple[str, int], object] = {}
     futures = []
     for r in records:
-        futures.append(await app.producer.send(r.topic, r.key, r.value, r.partition, None, r.headers))
-        metrics.EVENTS_OUT.labels(r.topic).inc()
+        p = r.partition if r.partition is not None else home_of(r.key, partitions)
+        batch = building.get((r.topic, p))
+        if batch is None:
+            batch = building[r.topic, p] = producer.create_batch()
+        if batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers) is None:  # full
+            futures.append(await producer.send_batch(batch, r.topic, partition=p))
+            batch = building[r.topic, p] = producer.create_batch()
+            batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
         if r.topic == topics.REJECTED:
             metrics.REJECTS.labels(reason_class(codec.decode_record("rejected", r.value)["reason"])).inc()
+    for (topic, p), batch in building.items():
+        futures.append(await producer.send_batch(batch, topic, partition=p))
+    for topic, n in Counter(r.topic for r in records).items():
+        metrics.EVENTS_OUT.labels(topic).inc(n)
     return futures
 
 
@@ -49,7 +67,8 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     requests = app.topic(topics.REQUESTS, topics.COMMANDS, key_type=bytes, value_type=bytes)
     ops = app.topic(topics.LEDGER_OPS, key_type=bytes, value_type=bytes)
     entries = app.topic(topics.CLEARING, key_type=bytes, value_type=bytes)
-    ledgers = PartitionLedgers(book, settings.partitions, settings.answer_days)
+    validated = Validated(4 * settings.batch_size)  # the router's validated requests, for the ledger
+    ledgers = PartitionLedgers(book, settings.partitions, settings.answer_days, validated)
     clearings = PartitionClearing()
     snapshots = Snapshots(settings.snapshot_dir, settings.snapshot_every, settings.policies, book,
                           f"answer_days={settings.answer_days}") \
@@ -66,13 +85,14 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     async def handle_batch(events, name: str, handle, states: Partitioned | None) -> None:
         m = None
         try:
-            futures = []
+            records = []
             for event in events:
                 m = event.message
-                metrics.EVENTS_IN.labels(m.topic).inc()
                 positions[(m.topic, m.partition)] = m.offset + 1
-                futures += await _produce(app, await handle(m))
-            await asyncio.gather(*futures)
+                records += await handle(m)
+            for topic, n in Counter(e.message.topic for e in events).items():
+                metrics.EVENTS_IN.labels(topic).inc(n)
+            await asyncio.gather(*await _produce(app, records, settings.partitions))
             if snapshots is not None and states is not None:
                 snapshot(states)
         except BaseException as e:  # noqa: BLE001 - RecursionError, MemoryError, a cancel: never ack this batch
@@ -80,28 +100,31 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
             health.abort(f"{name} agent failed{where}: {e!r}", AGENT_FAILED)
 
     async def pump(stream, name: str, handle, states: Partitioned | None = None) -> None:
-        """Handle each batch's messages in order; wait once per batch for what they produced.
+        """Handle each batch's messages in order; wait once per batch for what they produced; then ack it.
 
-        Faust acknowledges a batch when this loop asks for the next one, and also when the loop is
-        left by an exception or a cancel (the `finally` of `take_events`); a graceful stop then
-        commits it. So a batch runs in its own task that nothing outside can cancel, and the loop
-        waits for it even when the worker is stopping. `handle` turns what one message can get
-        wrong into records (the router dead-letters); anything else (a ledger bug, the broker
-        refusing a write) aborts the process inside the batch, before it is acknowledged: a restart
-        redoes it."""
-        async for events in stream.take_events(settings.batch_size, settings.batch_ms / 1000):
+        The agent takes its events from its channel's queue itself (`batches`) rather than through
+        Faust's Stream iterator, which costs a task switch, a processor call and sensor calls per
+        event: a batch is everything queued when the agent gets to run. A batch runs in its own task
+        that nothing outside can cancel, and is acknowledged only after it has finished; a stop waits
+        for it. `handle` turns what one message can get wrong into records (the router dead-letters);
+        anything else (a ledger bug, the broker refusing a write) aborts the process inside the batch,
+        before it is acknowledged: a restart redoes it."""
+        async for events in batches(app, stream.channel, settings.batch_size):
             batch = asyncio.ensure_future(handle_batch(events, name, handle, states))
             try:
                 await asyncio.shield(batch)
             except asyncio.CancelledError:
-                await asyncio.wait([batch])  # the batch's records are acknowledged before Faust acks it
+                await asyncio.wait([batch])  # the batch's records are acknowledged before it is acked
                 raise
+            finally:
+                for event in events:  # a failed batch never gets here: it ends the process
+                    event.ack()
 
     async def route_one(m) -> list[Record]:
         if topics.is_filler(m.headers):
             return []
         source = Source(m.topic, m.partition, m.offset, round((m.timestamp or 0) * 1000))
-        return route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes)
+        return route(m.value, m.key, _headers(m), source, settings.partitions, settings.max_message_bytes, validated)
 
     async def settle_one(m) -> list[Record]:
         if not ledgers.in_sequence(m.partition, m.offset):
@@ -151,6 +174,42 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                     states.drop(tp.partition)
 
     return ledgers
+
+
+async def batches(app: faust.App, channel, most: int):
+    """The agent's events in batches: each is what its channel's queue holds when the agent gets to
+    run (at least one event, at most `most`), so a batch grows with the load and a lone request is
+    not kept waiting for company.
+
+    This is the part of Faust's Stream iterator yibao needs, done once per batch where it can be:
+    events fetched before a rebalance (an older generation) or while flow control is paused are
+    acknowledged without being handed out, as Faust's streams do; the others are tracked as unacked,
+    so a rebalance waits for them, and are acknowledged by the caller after the batch is done."""
+    queue = channel.queue
+    consumer = app.consumer
+    unacked = consumer.unacked
+    acked_topic = app.topics.acks_enabled_for
+    while True:
+        try:
+            events = [await channel.__anext__()]
+            await asyncio.sleep(0)  # let the consumer finish putting what it fetched
+            while len(events) < most and not queue.empty():
+                events.append(queue.get_nowait())
+        except StopAsyncIteration:  # the stream is stopping: what was taken is not acked, so redone
+            return
+        live = []
+        generation, active = app.consumer_generation_id, app.flow_control.is_active()
+        for event in events:
+            m = event.message
+            if not active or m.generation_id != generation:
+                event.ack()
+                continue
+            if not m.tracked and acked_topic(m.topic):
+                m.tracked = True
+                unacked.add(m)
+            live.append(event)
+        if live:
+            yield live
 
 
 async def rebuild(states: Partitioned, bootstrap: str, settings: Settings, partition: int, upto: int,

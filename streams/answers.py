@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from processors.clearing import clearable
 from processors.ledger import Ledger, error
-from schemas.serde import BadEvent
+from schemas.serde import BadEvent, encode
 
 from . import codec, topics
-from .routing import Record, Source, home, rejected
+from .routing import Record, Source, Validated, home, rejected
 
 DLQ_CODES = ("UNKNOWN_PERSON", "UNKNOWN_INSTITUTION")  # reference data missing: the agency must act
 CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insutype", "clr_type", "setl_time",
@@ -15,20 +15,24 @@ CLEARING_FIELDS = ("setl_id", "init_setl_id", "fixmedins_code", "psn_no", "insut
                    "acct_mulaid_pay", "psn_cash_pay", "pkg_surplus_pay", "policy_id")
 
 
-def apply(ledger: Ledger, op: dict, emit: bool, partitions: int) -> list[Record]:
-    """Apply the request an op carries; the records to write when the op answers (`ack`) and this is
-    not a replay. A settlement's or cancel's clearing entry goes to its institution's partition of
-    `clearing.entries` (of `partitions`), with the clearing pair the ledger decided."""
+def apply(ledger: Ledger, op: dict, emit: bool, partitions: int, validated: Validated | None = None) -> list[Record]:
+    """Apply the request an op carries (validated by this process's router, if `validated` has it,
+    else here); the records to write when the op answers (`ack`) and this is not a replay. A
+    settlement's or cancel's clearing entry goes to its institution's partition of `clearing.entries`
+    (of `partitions`), with the clearing pair the ledger decided."""
     ctype, body = op["content_type"], op["body"]
-    event = codec.decode(body, ctype)
+    event = validated.take(op) if validated is not None else None
+    if event is None:
+        event = codec.decode(body, ctype)
     if isinstance(event, BadEvent):  # the router validated it: only a changed schema gets here
         result = error(event.infno, event.msgid, "BAD_EVENT", event.reason)
+        data = encode(result)
     else:
-        result = ledger.apply(event)
+        result, data = ledger.answer(event)
     if not emit or not op["ack"]:
         return []
     code = getattr(event, "fixmedins_code", None) or "agency"
-    out = [Record(topics.RESULTS, code.encode(), codec.encode_result(result, ctype),
+    out = [Record(topics.RESULTS, code.encode(), data if ctype == codec.JSON else codec.encode_result(result, ctype),
                   [("content-type", ctype.encode())])]
     err = result["err_msg"] or ""
     if result["infcode"] != 0 and err.split(":")[0] in DLQ_CODES:

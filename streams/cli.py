@@ -53,7 +53,7 @@ def settle(
                                 console=Console(stderr=True), transient=True) as f:
             for item in settle_lines(f, ledger):
                 result = item.result
-                out.write(encode(result) + b"\n")
+                out.write(item.data + b"\n")
                 if result["infcode"] == 0:
                     counts["ok"] += 1
                 elif item.event is None:

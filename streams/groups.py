@@ -39,7 +39,7 @@ from schemas.models import AccountBindingEvent
 from schemas.privacy import mask_id
 
 from . import answers, codec, topics
-from .routing import COORDINATOR, Record, Source, home, rejected
+from .routing import COORDINATOR, Record, Source, Validated, home, rejected
 
 log = logging.getLogger("yibao.groups")
 
@@ -50,8 +50,8 @@ HERE, PARK = -1, -2
 class Out:
     """The records handling one op writes; the ops among them are numbered (via_offset, seq)."""
 
-    def __init__(self, partition: int, offset: int, emit: bool) -> None:
-        self.partition, self.offset, self.emit = partition, offset, emit
+    def __init__(self, partition: int, offset: int, emit: bool, validated: Validated | None = None) -> None:
+        self.partition, self.offset, self.emit, self.validated = partition, offset, emit, validated
         self.seq = 0
         self.records: list[Record] = []
 
@@ -183,11 +183,11 @@ class PartitionState:
         self.leaving: dict[str, Leaving] = {}  # move id -> the group leaving this partition
         self.coordinator = Coordinator(partitions) if partition == COORDINATOR else None
 
-    def handle(self, offset: int, op: dict, emit: bool) -> list[Record]:
+    def handle(self, offset: int, op: dict, emit: bool, validated: Validated | None = None) -> list[Record]:
         """Take one decoded `ledger_op`; the records to write (none when replaying, `emit` false)."""
         if not self._fresh(op):
             return []
-        out = Out(self.partition, offset, emit)
+        out = Out(self.partition, offset, emit, validated)
         handler = _HANDLERS.get(op["kind"])
         if handler is None:
             source = Source(topics.LEDGER_OPS, self.partition, offset, op["source_timestamp"])
@@ -229,7 +229,7 @@ class PartitionState:
             if where != HERE:
                 out.send(where, op)
                 return
-        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions))
+        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions, out.validated))
 
     def _coord(self, op: dict, out: Out) -> None:
         if self.coordinator is None:  # written to the wrong partition: pass it on
@@ -278,7 +278,7 @@ class PartitionState:
                 self.incoming.discard(psn_no)
             else:
                 self.guests.add(psn_no)
-        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions))  # the bind that moved them
+        out.extend(answers.apply(self.ledger, op, out.emit, self.partitions, out.validated))  # the bind that moved them
         released = [(x, o) for x, o in self.parked if x in moved]
         self.parked = [(x, o) for x, o in self.parked if x not in moved]
         for _, waiting in released:

@@ -13,7 +13,7 @@ from processors.policy import PolicyBook
 
 from . import codec, topics
 from .groups import PartitionState
-from .routing import Record, Source, rejected
+from .routing import Record, Source, Validated, rejected
 
 
 class Partitioned:
@@ -57,9 +57,11 @@ class Partitioned:
 class PartitionLedgers(Partitioned):
     topic = topics.LEDGER_OPS
 
-    def __init__(self, book: PolicyBook, partitions: int, answer_days: int | None = ANSWER_DAYS) -> None:
+    def __init__(self, book: PolicyBook, partitions: int, answer_days: int | None = ANSWER_DAYS,
+                 validated: Validated | None = None) -> None:
         super().__init__()
         self.book, self.partitions, self.answer_days = book, partitions, answer_days
+        self.validated = validated  # what this process's router validated (streams.routing.Validated)
 
     def fresh(self, partition: int) -> PartitionState:
         return PartitionState(partition, self.partitions, self.book, self.answer_days)
@@ -77,4 +79,4 @@ class PartitionLedgers(Partitioned):
             source = Source(topics.LEDGER_OPS, partition, offset, timestamp_ms)
             return [Record(topics.REJECTED, None, rejected(value, source, codec.AVRO, f"not a ledger_op record: {e}"),
                            codec.AVRO_HEADERS)]
-        return state.handle(offset, op, emit)
+        return state.handle(offset, op, emit, self.validated)

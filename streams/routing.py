@@ -10,6 +10,7 @@ never waits.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 
@@ -45,6 +46,32 @@ CLEARING_COMMAND = ("yb-record", b"ledger_op")
 BINDINGS = ("acct_bind", "acct_unbind")
 
 
+class Validated:
+    """Requests this process's router has validated, for its own ledger agent to take instead of
+    validating the same bytes again (each request is validated once when router and ledger share a
+    worker, as they do on one worker and usually on several).
+
+    Nothing is trusted across processes or versions: an entry is found only by the op's source
+    (topic, partition, offset), is used only when the op's body is byte for byte what was validated,
+    and lives in memory only. A rebuild, a replay, another worker's ledger, or an entry evicted (at
+    most `most` are held, oldest out first) validates the body again, with the code it runs."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.events: dict[tuple[str, int, int], tuple[bytes, object]] = {}
+
+    def put(self, source: Source, body: bytes, event) -> None:
+        events = self.events
+        events[source.topic, source.partition, source.offset] = (body, event)
+        if len(events) > self.most:
+            del events[next(iter(events))]
+
+    def take(self, op: dict):
+        """The validated event of the request `op` carries, or None."""
+        held = self.events.pop((op["source_topic"], op["source_partition"], op["source_offset"]), None)
+        return held[1] if held is not None and held[0] == op["body"] else None
+
+
 def reason_class(reason: str) -> str:
     """A short, bounded label for the rejects metric."""
     for prefix, label in (("not JSON", "not_json"), ("message of", "too_large"), ("empty", "empty"),
@@ -60,11 +87,17 @@ def group_of(event) -> str | None:
     return psn_no_of(event)
 
 
+@lru_cache(maxsize=1 << 16)
 def home(key: str, partitions: int) -> int:
     """The partition of a key: a person's (psn_no) on ledger.ops, an institution's (fixmedins_code) on
     clearing.entries. Kafka's default partitioner (murmur2), so the place does not depend on which
     client wrote the record."""
-    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
+    return home_of(key.encode("utf-8"), partitions)
+
+
+def home_of(key: bytes | None, partitions: int) -> int:
+    """`home` of a key as bytes; partition 0 for no key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions if key is not None else 0
 
 
 def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,
@@ -91,18 +124,20 @@ def reject(value: bytes, key: bytes | None, source: Source, ctype: str, reason: 
 
 
 def route(value: bytes | None, key: bytes | None, headers: dict[str, bytes], source: Source,
-          partitions: int, max_bytes: int) -> list[Record]:
-    """The records for one message. Never raises: whatever cannot be routed is dead-lettered with its
-    original bytes and a reason, so one message can never cost the messages batched with it."""
+          partitions: int, max_bytes: int, validated: Validated | None = None) -> list[Record]:
+    """The records for one message (a request it forwards to a ledger is also put in `validated`).
+    Never raises: whatever cannot be routed is dead-lettered with its original bytes and a reason, so
+    one message can never cost the messages batched with it."""
     ctype = codec.content_type(headers)
     try:
-        return _route(value or b"", key, ctype, source, partitions, max_bytes)
+        return _route(value or b"", key, ctype, source, partitions, max_bytes, validated)
     except Exception as e:  # noqa: BLE001 - a case no check foresaw (a bug): dead-letter, say what happened
         reason = f"internal error while routing this message ({type(e).__name__}: {e}); report it with this record"
         return [Record(topics.REJECTED, key, rejected(value or b"", source, ctype, reason), codec.AVRO_HEADERS)]
 
 
-def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitions: int, max_bytes: int) -> list[Record]:
+def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitions: int, max_bytes: int,
+           validated: Validated | None) -> list[Record]:
     if not value.strip():
         return reject(value, key, source, ctype, "empty message")
     if len(value) > max_bytes:
@@ -118,6 +153,8 @@ def _route(value: bytes, key: bytes | None, ctype: str, source: Source, partitio
           "payload": b""}
     if isinstance(event, CLEARING_EVENTS):
         return _clearing(event, op, ctype, partitions)
+    if validated is not None:
+        validated.put(source, value, event)
     if group is None:  # reference data: one copy per ledger partition, answered by partition 0's
         return [Record(topics.LEDGER_OPS, b"*", codec.encode_record("ledger_op", dict(op, ack=p == 0)),
                        codec.AVRO_HEADERS, p) for p in range(partitions)]

@@ -133,14 +133,14 @@ def test_policies_lists_the_diseases_with_their_codes_and_aliases():
 
 def test_a_ledger_bug_stops_settle_at_its_line_with_the_results_before_it_written(tmp_path, monkeypatch):
     from processors.ledger import Ledger
-    apply = Ledger.apply
+    answer = Ledger.answer
 
     def failing(self, event):
         if event.msgid == "H53010100001202411010900000002":
             raise RuntimeError("injected ledger bug")
-        return apply(self, event)
+        return answer(self, event)
 
-    monkeypatch.setattr(Ledger, "apply", failing)
+    monkeypatch.setattr(Ledger, "answer", failing)
     out = tmp_path / "r.jsonl"
     result = _settle(DEMO, "-o", out)
     assert result.exit_code == 3
