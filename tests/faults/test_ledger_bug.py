@@ -24,12 +24,12 @@ import os
 _bad = os.environ.get("YIBAO_TEST_BUG_MSGID")
 if _bad:
     from processors.ledger import Ledger
-    _apply = Ledger.apply
-    def apply(self, event):
+    _answer = Ledger.answer
+    def answer(self, event):
         if event.msgid == _bad:
             raise RuntimeError("injected ledger bug")
-        return _apply(self, event)
-    Ledger.apply = apply
+        return _answer(self, event)
+    Ledger.answer = answer
 '''
 
 
