@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,39 +25,31 @@ from . import codec, metrics, topics
 from .clearing import PartitionClearing
 from .health import AGENT_FAILED, Health
 from .partitions import PartitionLedgers, Partitioned
-from .routing import Record, Source, Validated, home_of, reason_class, route
+from .routing import Record, Source, Validated, reason_class, route
 from .settings import Settings
 from .snapshots import Snapshots, value_hash
 
 log = logging.getLogger("yibao.agents")
+
+IN_FLIGHT = 8  # batches an agent may have waiting for the broker's acknowledgements
 
 
 def _headers(message) -> dict[str, bytes]:
     return {k: v for k, v in (message.headers or [])}
 
 
-async def _produce(app: faust.App, records: list[Record], partitions: int) -> list[asyncio.Future]:
-    """Queue `records` in order, as one aiokafka batch per topic partition (more when one fills), and
-    return the futures the broker's acknowledgements complete. A record without a partition goes
-    where Kafka's default partitioner puts its key (every topic has `partitions`: streams.topics), one
-    without a key to partition 0. Batches instead of a send per record: per record this is an append
-    to a buffer rather than a coroutine, a future and a partitioner call."""
-    producer = app.producer._ensure_producer()  # Faust's aiokafka producer; its send() is per record
-    building: dict[tuple[str, int], object] = {}
-    futures = []
+async def _produce(app: faust.App, records: list[Record]) -> list[asyncio.Future]:
+    """Queue `records` in order; return the futures the broker's acknowledgements complete. Straight
+    to Faust's aiokafka producer, which adds each record to the open batch of its topic partition, so
+    the records of successive agent batches share produce requests. (One aiokafka batch built per
+    call and topic partition was measured slower: a partition has one request in flight, so small
+    batches queued one round trip each.)"""
+    producer = app.producer._ensure_producer()
+    futures = [await producer.send(r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers)
+               for r in records]
     for r in records:
-        p = r.partition if r.partition is not None else home_of(r.key, partitions)
-        batch = building.get((r.topic, p))
-        if batch is None:
-            batch = building[r.topic, p] = producer.create_batch()
-        if batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers) is None:  # full
-            futures.append(await producer.send_batch(batch, r.topic, partition=p))
-            batch = building[r.topic, p] = producer.create_batch()
-            batch.append(key=r.key, value=r.value, timestamp=None, headers=r.headers)
         if r.topic == topics.REJECTED:
             metrics.REJECTS.labels(reason_class(codec.decode_record("rejected", r.value)["reason"])).inc()
-    for (topic, p), batch in building.items():
-        futures.append(await producer.send_batch(batch, topic, partition=p))
     for topic, n in Counter(r.topic for r in records).items():
         metrics.EVENTS_OUT.labels(topic).inc(n)
     return futures
@@ -82,7 +74,9 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
         snapshots.save(states.topic, [(p, states.next_offset[p], value_hash(states.last_value[p]), states.states[p])
                                       for p in due])
 
-    async def handle_batch(events, name: str, handle, states: Partitioned | None) -> None:
+    async def handle_batch(events, name: str, handle, states: Partitioned | None, flight: deque) -> None:
+        """Handle the events in order and queue what they produce; `flight` gets the batch's
+        confirmation, which acks the events once the broker has acknowledged every record."""
         m = None
         try:
             records = []
@@ -92,33 +86,50 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
                 records += await handle(m)
             for topic, n in Counter(e.message.topic for e in events).items():
                 metrics.EVENTS_IN.labels(topic).inc(n)
-            await asyncio.gather(*await _produce(app, records, settings.partitions))
-            if snapshots is not None and states is not None:
+            futures = await _produce(app, records)
+            if snapshots is not None and states is not None and snapshots.due(states.topic, states.next_offset):
+                # the state now reflects exactly the records of this batch and those before it: a
+                # snapshot is taken only once all of them are acknowledged
+                await asyncio.gather(*futures, *flight)
                 snapshot(states)
+            flight.append(asyncio.ensure_future(confirm(events, futures, name)))
         except BaseException as e:  # noqa: BLE001 - RecursionError, MemoryError, a cancel: never ack this batch
             where = f" on {m.topic}[{m.partition}]@{m.offset}" if m is not None else ""
             health.abort(f"{name} agent failed{where}: {e!r}", AGENT_FAILED)
 
+    async def confirm(events, futures: list, name: str) -> None:
+        try:
+            await asyncio.gather(*futures)
+        except BaseException as e:  # noqa: BLE001 - the broker refused a write: never ack this batch
+            health.abort(f"{name} agent: a write was not acknowledged: {e!r}", AGENT_FAILED)
+        for event in events:
+            event.ack()
+
     async def pump(stream, name: str, handle, states: Partitioned | None = None) -> None:
-        """Handle each batch's messages in order; wait once per batch for what they produced; then ack it.
+        """Handle each batch's messages in order, and go on to the next batch while the broker
+        acknowledges what the earlier ones produced (at most IN_FLIGHT batches wait); a batch is
+        acked (its offsets become committable) only once all its records are acknowledged.
 
         The agent takes its events from its channel's queue itself (`batches`) rather than through
         Faust's Stream iterator, which costs a task switch, a processor call and sensor calls per
-        event: a batch is everything queued when the agent gets to run. A batch runs in its own task
-        that nothing outside can cancel, and is acknowledged only after it has finished; a stop waits
-        for it. `handle` turns what one message can get wrong into records (the router dead-letters);
-        anything else (a ledger bug, the broker refusing a write) aborts the process inside the batch,
-        before it is acknowledged: a restart redoes it."""
-        async for events in batches(app, stream.channel, settings.batch_size):
-            batch = asyncio.ensure_future(handle_batch(events, name, handle, states))
-            try:
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                await asyncio.wait([batch])  # the batch's records are acknowledged before it is acked
-                raise
-            finally:
-                for event in events:  # a failed batch never gets here: it ends the process
-                    event.ack()
+        event: a batch is everything queued when the agent gets to run. Handling a batch runs in its
+        own task that nothing outside can cancel; a stop waits for it and for every confirmation in
+        flight. `handle` turns what one message can get wrong into records (the router
+        dead-letters); anything else (a ledger bug, the broker refusing a write) aborts the process
+        before the batch is acked: a restart redoes it."""
+        flight: deque[asyncio.Future] = deque()
+        step = None
+        try:
+            async for events in batches(app, stream.channel, settings.batch_size):
+                step = asyncio.ensure_future(handle_batch(events, name, handle, states, flight))
+                await asyncio.shield(step)
+                while flight and (flight[0].done() or len(flight) > IN_FLIGHT):
+                    await asyncio.shield(flight[0])
+                    flight.popleft()
+        except asyncio.CancelledError:
+            while unfinished := [f for f in (step, *flight) if f is not None and not f.done()]:
+                await asyncio.wait(unfinished)  # the batch being handled adds its confirmation when done
+            raise
 
     async def route_one(m) -> list[Record]:
         if topics.is_filler(m.headers):

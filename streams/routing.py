@@ -92,12 +92,7 @@ def home(key: str, partitions: int) -> int:
     """The partition of a key: a person's (psn_no) on ledger.ops, an institution's (fixmedins_code) on
     clearing.entries. Kafka's default partitioner (murmur2), so the place does not depend on which
     client wrote the record."""
-    return home_of(key.encode("utf-8"), partitions)
-
-
-def home_of(key: bytes | None, partitions: int) -> int:
-    """`home` of a key as bytes; partition 0 for no key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions if key is not None else 0
+    return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions
 
 
 def rejected(value: bytes, source: Source, ctype: str | None, reason: str, infno: str | None = None,
