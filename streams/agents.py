@@ -120,7 +120,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
         flight: deque[asyncio.Future] = deque()
         step = None
         try:
-            async for events in batches(app, stream.channel, settings.batch_size):
+            async for events in batches(app, stream.channel, settings.batch_size, settings.batch_ms / 1000):
                 step = asyncio.ensure_future(handle_batch(events, name, handle, states, flight))
                 await asyncio.shield(step)
                 while flight and (flight[0].done() or len(flight) > IN_FLIGHT):
@@ -187,10 +187,12 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
     return ledgers
 
 
-async def batches(app: faust.App, channel, most: int):
-    """The agent's events in batches: each is what its channel's queue holds when the agent gets to
-    run (at least one event, at most `most`), so a batch grows with the load and a lone request is
-    not kept waiting for company.
+async def batches(app: faust.App, channel, most: int, wait: float):
+    """The agent's events in batches: each is what its channel's queue holds `wait` seconds after the
+    batch's first event (at most `most`; no wait when that many are queued). Measured on the
+    embedded broker (2 cores, 20,000 settlements): taking only what was queued at once (no wait)
+    made many small batches, and every small record batch costs the broker: 680-780 settlements/s
+    with the broker at 0.5 of a core; 5 ms gave 1,008/s, 20 ms 1,379/s (broker 0.17), 50 ms 696/s.
 
     This is the part of Faust's Stream iterator yibao needs, done once per batch where it can be:
     events fetched before a rebalance (an older generation) or while flow control is paused are
@@ -203,7 +205,8 @@ async def batches(app: faust.App, channel, most: int):
     while True:
         try:
             events = [await channel.__anext__()]
-            await asyncio.sleep(0)  # let the consumer finish putting what it fetched
+            if queue.qsize() + 1 < most:
+                await asyncio.sleep(wait)  # (never a get with a timeout: a cancelled get can lose an event)
             while len(events) < most and not queue.empty():
                 events.append(queue.get_nowait())
         except StopAsyncIteration:  # the stream is stopping: what was taken is not acked, so redone

@@ -33,6 +33,7 @@ class Settings:
     app_id: str = field(default_factory=lambda: os.environ.get("YIBAO_APP_ID", "yibao"))
     partitions: int = field(default_factory=lambda: _int("YIBAO_PARTITIONS", 4))
     batch_size: int = field(default_factory=lambda: _int("YIBAO_BATCH_SIZE", 1000))
+    batch_ms: int = field(default_factory=lambda: _int("YIBAO_BATCH_MS", 20))
     max_message_bytes: int = field(default_factory=lambda: _int("YIBAO_MAX_MESSAGE_BYTES", 1_000_000))
     metrics_port: int = field(default_factory=lambda: _int("YIBAO_METRICS_PORT", 0))
     metrics_host: str = field(default_factory=lambda: os.environ.get("YIBAO_METRICS_HOST", "127.0.0.1"))
