@@ -183,6 +183,15 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process), from /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # all but idle and iowait
+
+
 def self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -299,13 +308,14 @@ class Reader:
             self.count += n
             self.last = now
 
-    async def until(self, done, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    async def until(self, done, timeout: float, procs: list[subprocess.Popen] = (), what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while not done():
             if self._task.done():
                 self._task.result()  # raises what stopped the reader
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{what}: the pipeline process exited with {proc.returncode}")
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{what}: the pipeline process {proc.pid} exited with {proc.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: not done within {timeout:.0f}s")
             await asyncio.sleep(0.005)
@@ -369,26 +379,32 @@ class Row:
 
 
 class Window:
-    """CPU used by the pipeline, the broker and the bench (and `others`: name -> pid, e.g. the archiver
-    the yibao worker started) between `start()` and `stop()`."""
+    """CPU used by the pipeline's processes (`pids`: row.cpu is their sum, row.extra["cpus"] each one's), the
+    broker and the bench (and `others`: name -> pid, e.g. the archiver the yibao worker started) between
+    `start()` and `stop()`; the busiest threads of the first pipeline process, and how busy the whole machine was
+    (row.extra["machine_cpu"], every process on it)."""
 
-    def __init__(self, pid: int, broker_pid: int | None, others: dict[str, int] | None = None) -> None:
-        self.pid, self.broker_pid, self.others = pid, broker_pid, others or {}
+    def __init__(self, pids: list[int], broker_pid: int | None, others: dict[str, int] | None = None) -> None:
+        self.pids, self.broker_pid, self.others = pids, broker_pid, others or {}
+
+    def _now(self) -> list[float]:
+        return [cpu_seconds(pid) for pid in self.pids] + [machine_cpu(), cpu_seconds(self.broker_pid), self_cpu()]
 
     def start(self) -> None:
         self.t = time.perf_counter()
-        self.c = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
-        self.threads = thread_cpu(self.pid)
+        self.c = self._now()
+        self.threads = thread_cpu(self.pids[0])
         self.o = {name: cpu_seconds(pid) for name, pid in self.others.items()}
 
     def stop(self, row: Row, end: float | None = None) -> None:
         wall = (end or time.perf_counter()) - self.t
-        now = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
-        row.cpu, row.broker_cpu, row.bench_cpu = ((b - a) / wall for a, b in zip(self.c, now))
+        *cpus, machine, row.broker_cpu, row.bench_cpu = ((b - a) / wall for a, b in zip(self.c, self._now()))
+        row.cpu, row.extra["cpus"], row.extra["machine_cpu"] = sum(cpus), cpus, machine
         row.extra["others_cpu"] = {name: (cpu_seconds(pid) - self.o[name]) / wall for name, pid in self.others.items()}
-        threads = thread_cpu(self.pid)
+        main = self.pids[0]
+        threads = thread_cpu(main)
         # busiest threads first; the main thread's id is the pid
-        row.extra["threads"] = sorted((((tid == self.pid), (s - self.threads.get(tid, 0.0)) / wall)
+        row.extra["threads"] = sorted((((tid == main), (s - self.threads.get(tid, 0.0)) / wall)
                                        for tid, s in threads.items()), key=lambda x: -x[1])[:3]
 
 
@@ -418,15 +434,15 @@ class Bench:
             proc = self.procs.start(slug, [python, str(PEERS), mode, "--bootstrap", self.bootstrap, "--src", src,
                                            "--dst", dst, "--group", slug, *flags])
             await produce_all(p, [(src, b"warm-up", records[0][1])])
-            await reader.until(lambda: reader.count >= 1, JOIN_TIMEOUT, proc, f"{name} warm-up")
+            await reader.until(lambda: reader.count >= 1, JOIN_TIMEOUT, [proc], f"{name} warm-up")
             row.ready_s = time.perf_counter() - started
             self.say(f"{name}: answered its warm-up after {row.ready_s:.1f}s; timing {len(records):,} events")
-            window = Window(proc.pid, self.broker.pid)
+            window = Window([proc.pid], self.broker.pid)
             target = 1 + len(records)
             window.start()
             t0 = time.perf_counter()
             await produce_all(p, [(src, k, v) for k, v in records])
-            await reader.until(lambda: reader.count >= target, DRAIN_TIMEOUT, proc, name)
+            await reader.until(lambda: reader.count >= target, DRAIN_TIMEOUT, [proc], name)
             row.timed_s = reader.last - t0
             window.stop(row, reader.last)
             row.rss_mib = memory_mib(proc.pid)[0]
@@ -472,7 +488,7 @@ class Bench:
             # warm-up: the first reference event, alone
             first = pop_lines[0]
             await produce_all(p, [(first.topic, first.key, first.value)], JSON_HEADERS)
-            await reader.until(lambda: first.msgid in seen, JOIN_TIMEOUT, proc, "yibao warm-up")
+            await reader.until(lambda: first.msgid in seen, JOIN_TIMEOUT, [proc], "yibao warm-up")
             row.ready_s = time.perf_counter() - started
             others = {}  # the archiver the worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
             for child in children(proc.pid):
@@ -482,14 +498,14 @@ class Bench:
             t = time.perf_counter()
             await produce_all(p, [(o.topic, o.key, o.value) for o in pop_lines[1:]], JSON_HEADERS)
             want = [o.msgid for o in pop_lines]
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao population")
+            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao population")
             info["population"] = (len(pop_lines), max(seen[m] for m in want) - t)
             info["rss_stages"] = {"population loaded": memory_mib(proc.pid)[0]}
             if fam_binds:  # family bindings, untimed: they move ledger groups between partitions
                 t = time.perf_counter()
                 await produce_all(p, [(o.topic, o.key, o.value) for o in fam_binds], JSON_HEADERS)
                 want = [o.msgid for o in fam_binds]
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family bindings")
+                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao family bindings")
                 info["family_binds"] = (len(fam_binds), max(seen[m] for m in want) - t)
             self.say(f"yibao: answered its warm-up after {row.ready_s:.1f}s; population of {len(pop_lines):,} "
                      f"reference events answered in {info['population'][1]:.1f}s; timing {len(timed):,} settlements")
@@ -498,13 +514,13 @@ class Bench:
             if args.py_spy:
                 spy = self._py_spy(proc.pid, tag)
                 info["py_spy_file"] = f"{tag}-worker.txt"
-            window = Window(proc.pid, self.broker.pid, others)
+            window = Window([proc.pid], self.broker.pid, others)
             want = [o.msgid for o in timed]
             window.start()
             t0 = time.perf_counter()
             queued = await produce_all(p, [(o.topic, o.key, o.value) for o in timed], JSON_HEADERS)
             info["produce_s"] = queued - t0
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao settlements")
+            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao settlements")
             t1 = max(seen[m] for m in want)
             row.timed_s = t1 - t0
             window.stop(row, t1)
@@ -517,12 +533,12 @@ class Bench:
             # them forwarded from their home partition to their group's
             if fam:
                 fam_row = Row("yibao family drawing end to end", len(fam))
-                fam_window = Window(proc.pid, self.broker.pid, others)
+                fam_window = Window([proc.pid], self.broker.pid, others)
                 want = [o.msgid for o in fam]
                 fam_window.start()
                 t0 = time.perf_counter()
                 await produce_all(p, [(o.topic, o.key, o.value) for o in fam], JSON_HEADERS)
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family payments")
+                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao family payments")
                 t1 = max(seen[m] for m in want)
                 fam_row.timed_s = t1 - t0
                 fam_window.stop(fam_row, t1)
@@ -532,7 +548,7 @@ class Bench:
             if paced:
                 rate = args.latency_rate
                 sent_at: dict[str, float] = {}
-                lat_window = Window(proc.pid, self.broker.pid, others)
+                lat_window = Window([proc.pid], self.broker.pid, others)
                 lat_window.start()
                 start = time.perf_counter()
                 i = 0
@@ -546,7 +562,7 @@ class Bench:
                     await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
                 offered = time.perf_counter() - start
                 await paced_p.flush()
-                await reader.until(all_seen(list(sent_at), seen), DRAIN_TIMEOUT, proc, "yibao paced run")
+                await reader.until(all_seen(list(sent_at), seen), DRAIN_TIMEOUT, [proc], "yibao paced run")
                 lat = sorted(seen[m] - t for m, t in sent_at.items())
                 lat_row = Row("paced")
                 lat_window.stop(lat_row)
@@ -588,8 +604,9 @@ class Bench:
             if proc is not None:
                 info["exit"] = Procs.stop(proc, timeout=60)
                 log = self.procs.log(name)
-                info["log_counts"] = Counter(level for line in log.splitlines()  # Faust's "[...] [pid] [LEVEL] ..."
-                                             for level in ("WARNING", "ERROR", "CRITICAL") if f"[{level}]" in line)
+                info["log_counts"] = Counter(level for line in log.splitlines()  # JSON lines, or Faust's text
+                                             for level in ("WARNING", "ERROR", "CRITICAL")
+                                             if f'"level": "{level}"' in line or f"[{level}]" in line)
 
     def _py_spy(self, pid: int, tag: str = "yibao") -> subprocess.Popen | None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -602,13 +619,32 @@ class Bench:
                                            "--format", "raw", "-o", str(out / f"{tag}-worker.txt")])
 
 
-async def outcomes(bootstrap: str, reader: Reader) -> Counter:
-    """infcode / error-code counts over every result read on settle.results (the reader's topic)."""
+@dataclass
+class Outcomes:
+    """What the results on settle.results said: counts by outcome, and which requests had more than one
+    result or a result with an infcode other than 0."""
+    counts: Counter = field(default_factory=Counter)  # "ok" or the error code -> results
+    repeated: Counter = field(default_factory=Counter)  # inf_refmsgid -> results beyond its first
+    refused: set = field(default_factory=set)  # inf_refmsgids with a result whose infcode is not 0
+
+    def check(self, msgids: list[str]) -> str:
+        """'' when each of `msgids` (all answered: the bench waited for them) had exactly one result, with
+        infcode 0; else what was wrong."""
+        twice = sum(1 for m in msgids if m in self.repeated)
+        refused = sum(1 for m in msgids if m in self.refused)
+        return ", ".join(([f"{twice:,} answered more than once"] if twice else [])
+                         + ([f"{refused:,} not answered with infcode 0"] if refused else []))
+
+
+async def outcomes(bootstrap: str, reader: Reader) -> Outcomes:
+    """infcode / error-code counts over every result read on settle.results (the reader's topic), and the
+    requests answered more than once or refused."""
     import json
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=10)
     await consumer.start()
-    counts: Counter = Counter()
+    out = Outcomes()
+    counts, answered = out.counts, set()
     try:
         tps = [TopicPartition(RESULTS, p) for p in sorted(consumer.partitions_for_topic(RESULTS) or [])]
         consumer.assign(tps)
@@ -620,10 +656,17 @@ async def outcomes(bootstrap: str, reader: Reader) -> Counter:
                 for r in records:
                     n += 1
                     doc = json.loads(r.value)
-                    counts["ok" if doc.get("infcode") == 0 else (doc.get("err_msg") or "?").split(":")[0]] += 1
+                    ok = doc.get("infcode") == 0
+                    counts["ok" if ok else (doc.get("err_msg") or "?").split(":")[0]] += 1
+                    ref = doc.get("inf_refmsgid")
+                    if ref in answered:
+                        out.repeated[ref] += 1
+                    answered.add(ref)
+                    if not ok:
+                        out.refused.add(ref)
     finally:
         await consumer.stop()
-    return counts
+    return out
 
 
 def pct(sorted_values: list[float], p: float) -> float:
@@ -816,7 +859,7 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
             console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB"
                                                                        for k, v in info["rss_stages"].items()))
         if info.get("outcomes"):
-            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].most_common()))
+            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common()))
         if args.py_spy and "py_spy" in info:
             samples = Path(args.py_spy) / info.get("py_spy_file", "yibao-worker.txt")
             console.print(f"py-spy samples of the worker during the timed run (which they slow down): {samples} "
