@@ -1,6 +1,6 @@
 """Streaming benchmark: events/s of yibao end to end on Kafka, beside its peers, on ONE embedded broker.
 
-    python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rate R]
+    python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rates R ...]
                               [--latency-seconds T] [--py-spy DIR] [--skip NAME ...]
                               [--quix-python PY] [--worker-log-level L] [--worker-env K=V ...]
                               [--archive-rounds K]
@@ -24,8 +24,13 @@ topic names are fixed, gets a fresh broker of the same build for each of its run
           inf_refmsgid). Then --family family-drawing purchases (users bound to 1-3 authorizers, their
           bindings sent untimed with the population, so ledger groups have moved and most of these
           are forwarded from the user's home partition to the group's), timed the same way in the
-          same worker. Then a paced run at --latency-rate events/s gives request->result latency
-          per msgid (produce call -> result read), and the worker's RSS is read from /proc.
+          same worker. Then paced runs, one per rate of --latency-rates (default 1,000 and 2,500
+          events/s; --latency-rate R is short for a single one), each --latency-seconds long and
+          started once the worker is idle (results are written before their settlements' clearing
+          entries are settled, so after a burst the worker goes on working for a while), give
+          request->result latency per msgid (produce call -> result read), and the worker's RSS is
+          read from /proc. The outpatient settlements are one seeded stream (bench/workload.py) cut
+          in order: warm-up, timed, then each paced point's.
   yibao-archive  the same yibao run with YIBAO_ARCHIVE_DIR set (a folder in the bench's temp dir):
           the worker starts its archiver process (streams/archiver.py), which writes every record of
           every topic to Avro files as the run goes. yibao and yibao-archive alternate for
@@ -35,8 +40,25 @@ topic names are fixed, gets a fresh broker of the same build for each of its run
           the archiver's CPU (its own process; also per settlement, beside the worker's, which
           machine noise moves less than wall time) and RSS are shown apart, and the archive is
           checked with `connectors.archive.verify` after the run.
+  yibao-2 two yibao workers in one consumer group: the same command, app id and environment
+          (YIBAO_PARTITIONS=4), started together on a fresh broker after the one-worker runs, settling
+          the same timed settlements (the family, paced and untimed phases are left out). Timing
+          starts only once the group is ready, checked at each step: the broker reports it Stable
+          with both members (DescribeGroups; this broker leaves each member's assignment out of its
+          answer, so who owns what cannot be read there); the first reference event of each of the
+          4 partitions is answered; each worker's CPU (/proc) over the population load shows it took
+          part (every worker routes its partitions' commands and applies the reference data on its
+          ledger partitions; one that owns nothing stays near idle: under a quarter of the busiest
+          worker's CPU fails the run); one settlement per ledger partition (the first of each in the
+          stream: persons whose home is that partition) is answered; and the group is still Stable
+          with the same members. After the timed run the same members must still be there, and
+          every timed msgid must have exactly one result, with infcode 0 (read back from
+          settle.results; checked for the one-worker runs too). Reported: events/s of 2 workers and
+          2 ÷ 1, each worker's CPU, the broker's, the bench's and the whole machine's (/proc/stat),
+          and worker CPU per settlement: on 2 cores shared with the broker and the bench, a second
+          worker gets only the CPU the rest left idle, which those columns show.
 
-The paced run also splits each request's latency into hops from record timestamps (request sent ->
+Each paced point also splits each request's latency into hops from record timestamps (request sent ->
 its ledger.ops record sent by the router -> its result sent by the ledger -> read here). On this
 broker a fetch that finds no new data is held for about half its max wait even when data arrives
 meanwhile (measured: aiokafka fetch_max_wait_ms=500 gives up to ~250 ms delivery delay, 1500 up to
@@ -44,11 +66,14 @@ meanwhile (measured: aiokafka fetch_max_wait_ms=500 gives up to ~250 ms delivery
 bench's own reader waits 10 ms, so it adds little.
 
 Every pipeline answers a warm-up message before anything is timed, so group joins (and Faust's
-start-up) are shown in their own column and never timed. The bench process produces the timed
-events (sends not awaited per message, one flush) while it reads the output, for every pipeline
-alike: on this 2-core machine the bench, the broker and the pipeline share the cores, and the CPU
-columns say who used them. The peers forward the event bytes unchanged; yibao settles them (decode,
-validate, route, ledger, encode, plus clearing entries): the peers are baselines doing no such work.
+start-up) are shown in their own column and never timed; yibao's warm-up (one worker or two) is the
+group Stable with every worker and the first reference event of each partition answered, and one
+settlement per partition is answered after the population, before the timed run. The bench process
+produces the timed events (sends not awaited per message, one flush) while it reads the output, for
+every pipeline alike: on this 2-core machine the bench, the broker and the pipeline share the cores,
+and the CPU columns say who used them. The peers forward the event bytes unchanged; yibao settles
+them (decode, validate, route, ledger, encode, plus clearing entries): the peers are baselines doing
+no such work.
 Nothing here asserts a timing. Ctrl-C or an error stops every process the bench started and the broker.
 """
 from __future__ import annotations
@@ -70,7 +95,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +110,7 @@ from rich.table import Table  # noqa: E402
 from bench.workload import family, outpatient, population  # noqa: E402
 from connectors.broker import EmbeddedBroker  # noqa: E402
 from connectors.client import COMMANDS, JSON_HEADERS, REQUESTS, RESULTS, Outgoing, read_events  # noqa: E402
+from streams.routing import home  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 PEERS = ROOT / "bench" / "streaming_peers.py"
@@ -461,152 +487,87 @@ class Bench:
             if proc is not None:
                 Procs.stop(proc)
 
-    async def yibao(self, pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
-                    fam_binds: list[Outgoing], fam: list[Outgoing], title: str = "yibao settlement end to end",
-                    tag: str = "yibao", extra_env: dict[str, str] | None = None) -> tuple[Row, dict]:
-        """One yibao worker through the whole sequence; `extra_env` on top of --worker-env (the archive
-        pair sets YIBAO_ARCHIVE_DIR here). Expects a broker without the service's topics."""
+    async def yibao(self, work: "YibaoWork", title: str = "yibao settlement end to end", tag: str = "yibao",
+                    extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Row, dict]:
+        """yibao through the whole sequence: `workers` worker processes in one consumer group, each phase of
+        `work` that is not empty (family, paced points). `extra_env` on top of --worker-env (the archive pair sets YIBAO_ARCHIVE_DIR here). Expects a broker
+        without the service's topics."""
         args = self.args
-        row = Row(title, len(timed))
-        info: dict = {}
-        await ensure_topics(self.bootstrap, PARTITIONS)  # the service's own topics, created as it would
-        reader = await Reader(self.bootstrap, RESULTS, track=True).start()
-        p = await producer(self.bootstrap, linger_ms=5)
-        paced_p = await producer(self.bootstrap, linger_ms=0)
-        name = info["worker_log"] = f"{tag}-worker-{self.run_id}"
-        proc = None
+        row = Row(title, len(work.timed))
+        info: dict = {"workers": workers}
+        run = YibaoRun(self, tag, workers, extra_env, info)
         spy = None
+        notes: list[str] = []
         try:
+            await run.connect()
             started = time.perf_counter()
-            env = {"YIBAO_PARTITIONS": str(PARTITIONS), **dict(kv.split("=", 1) for kv in args.worker_env),
-                   **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
-            proc = self.procs.start(name, [sys.executable, "-m", "streams.cli", "run", "--log-level",
-                                           args.worker_log_level], env=env)
-            info["pid"] = proc.pid
-            seen = reader.seen
+            run.launch()
+            info["worker_log"], info["pid"], info["pids"] = run.names[0], run.pids[0], run.pids
 
-            # warm-up: the first reference event, alone
-            first = pop_lines[0]
-            await produce_all(p, [(first.topic, first.key, first.value)], JSON_HEADERS)
-            await reader.until(lambda: first.msgid in seen, JOIN_TIMEOUT, [proc], "yibao warm-up")
+            info["members"] = await run.warm_up(work.pop_lines)
             row.ready_s = time.perf_counter() - started
-            others = {}  # the archiver the worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
-            for child in children(proc.pid):
-                if "archive" in cmdline(child):
-                    others["archiver"] = info["archiver_pid"] = child
-            # the rest of the population, awaited before any settlement (as `yibao send` does)
-            t = time.perf_counter()
-            await produce_all(p, [(o.topic, o.key, o.value) for o in pop_lines[1:]], JSON_HEADERS)
-            want = [o.msgid for o in pop_lines]
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao population")
-            info["population"] = (len(pop_lines), max(seen[m] for m in want) - t)
-            info["rss_stages"] = {"population loaded": memory_mib(proc.pid)[0]}
-            if fam_binds:  # family bindings, untimed: they move ledger groups between partitions
-                t = time.perf_counter()
-                await produce_all(p, [(o.topic, o.key, o.value) for o in fam_binds], JSON_HEADERS)
-                want = [o.msgid for o in fam_binds]
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao family bindings")
-                info["family_binds"] = (len(fam_binds), max(seen[m] for m in want) - t)
-            self.say(f"yibao: answered its warm-up after {row.ready_s:.1f}s; population of {len(pop_lines):,} "
-                     f"reference events answered in {info['population'][1]:.1f}s; timing {len(timed):,} settlements")
+            for pid in run.pids:  # the archiver a worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
+                for child in children(pid):
+                    if "archive" in cmdline(child):
+                        run.others["archiver"] = info["archiver_pid"] = child
+            await run.load(work)
+            self.say(f"{run.label}: answered its warm-up after {row.ready_s:.1f}s; population of {len(work.pop_lines):,} "
+                     f"reference events answered in {info['population'][1]:.1f}s"
+                     + (f" (worker CPU {', '.join(f'{c:.1f}' for c in info['population_cpu'])} s)" if workers > 1 else "")
+                     + f"; timing {len(work.timed):,} settlements")
 
             # throughput
-            if args.py_spy:
-                spy = self._py_spy(proc.pid, tag)
+            if args.py_spy and workers == 1:
+                spy = self._py_spy(run.pids[0], tag)
                 info["py_spy_file"] = f"{tag}-worker.txt"
-            window = Window([proc.pid], self.broker.pid, others)
-            want = [o.msgid for o in timed]
-            window.start()
-            t0 = time.perf_counter()
-            queued = await produce_all(p, [(o.topic, o.key, o.value) for o in timed], JSON_HEADERS)
-            info["produce_s"] = queued - t0
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao settlements")
-            t1 = max(seen[m] for m in want)
-            row.timed_s = t1 - t0
-            window.stop(row, t1)
-            info["rss_stages"][f"+{len(timed):,} settled"] = memory_mib(proc.pid)[0]
+            info["produce_s"] = await run.timed(work.timed, row, "yibao settlements")
+            info["rss_stages"][f"+{len(work.timed):,} settled"] = run.rss()
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
                 info["py_spy"] = spy.returncode
+            if await run.stable_group() != info["members"]:
+                notes.append("the consumer group changed during the timed run")
 
             # family drawing, right after the plain run: purchases by users bound to authorizers, most of
             # them forwarded from their home partition to their group's
-            if fam:
-                fam_row = Row("yibao family drawing end to end", len(fam))
-                fam_window = Window([proc.pid], self.broker.pid, others)
-                want = [o.msgid for o in fam]
-                fam_window.start()
-                t0 = time.perf_counter()
-                await produce_all(p, [(o.topic, o.key, o.value) for o in fam], JSON_HEADERS)
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, [proc], "yibao family payments")
-                t1 = max(seen[m] for m in want)
-                fam_row.timed_s = t1 - t0
-                fam_window.stop(fam_row, t1)
-                info["family"] = fam_row
+            if work.fam:
+                info["family"] = fam_row = Row("yibao family drawing end to end", len(work.fam))
+                await run.timed(work.fam, fam_row, "yibao family payments")
 
-            # latency at a fixed offered rate
-            if paced:
-                rate = args.latency_rate
-                sent_at: dict[str, float] = {}
-                lat_window = Window([proc.pid], self.broker.pid, others)
-                lat_window.start()
-                start = time.perf_counter()
-                i = 0
-                while i < len(paced):
-                    due = min(len(paced), int((time.perf_counter() - start) * rate) + 1)
-                    while i < due:
-                        o = paced[i]
-                        sent_at[o.msgid] = time.perf_counter()
-                        await paced_p.send(o.topic, o.value, key=o.key, headers=JSON_HEADERS)
-                        i += 1
-                    await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                offered = time.perf_counter() - start
-                await paced_p.flush()
-                await reader.until(all_seen(list(sent_at), seen), DRAIN_TIMEOUT, [proc], "yibao paced run")
-                lat = sorted(seen[m] - t for m, t in sent_at.items())
-                lat_row = Row("paced")
-                lat_window.stop(lat_row)
-                served = max(seen[m] for m in sent_at) - start
-                info["latency"] = {
-                    "n": len(lat), "offered_rate": len(lat) / offered, "served_rate": len(lat) / served,
-                    "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": lat_row.cpu,
-                    "others_cpu": lat_row.extra["others_cpu"],
-                }
-                # where the time goes, from record timestamps (clients stamp records when they send them)
+            # latency at fixed offered rates, then where the time went, from record timestamps
+            if work.paced:
+                sent = []
+                for rate, records in work.paced:
+                    stats, sent_at = await run.paced(rate, records, f"yibao paced run at {rate:,.0f}/s")
+                    sent.append((stats, sent_at))
                 ops = await op_stamps(self.bootstrap)
-                hops: dict[str, list[float]] = {"router": [], "ledger": [], "read": []}
-                for m, t in sent_at.items():
-                    if m in ops and m in reader.stamps:
-                        hops["router"].append(ops[m] / 1000 - (t + WALL))
-                        hops["ledger"].append((reader.stamps[m] - ops[m]) / 1000)
-                        hops["read"].append(seen[m] + WALL - reader.stamps[m] / 1000)
-                info["hops"] = {k: (pct(sorted(v), 50), pct(sorted(v), 99)) for k, v in hops.items() if v}
-            row.rss_mib, info["hwm_mib"] = memory_mib(proc.pid)
+                for stats, sent_at in sent:
+                    stats["hops"] = hops(sent_at, ops, run.reader)
+                info["latency"] = [stats for stats, _ in sent]
+            row.rss_mib, info["hwm_mib"] = run.memory()
+            row.extra["rss_each"] = [memory_mib(pid)[0] for pid in run.pids]
             if "archiver_pid" in info:
                 info["archiver_rss_mib"], info["archiver_hwm_mib"] = memory_mib(info["archiver_pid"])
-            if paced:
-                info["rss_stages"][f"+{len(paced):,} paced"] = row.rss_mib
-            # what the results were (a sanity check that real settlements ran, not rejects)
-            info["outcomes"] = await outcomes(self.bootstrap, reader)
+            if work.paced:
+                info["rss_stages"][f"+{sum(len(r) for _, r in work.paced):,} paced"] = row.rss_mib
+            # what the results were (a sanity check that real settlements ran, not rejects), and whether
+            # each timed settlement was answered once, with infcode 0
+            info["outcomes"] = out = await outcomes(self.bootstrap, run.reader)
+            info["timed_check"] = out.check([o.msgid for o in work.timed])
+            if info["timed_check"]:
+                notes.append(f"timed settlements: {info['timed_check']}")
+            row.note = "; ".join(notes)
             return row, info
         except Exception as e:
-            row.note = f"failed: {e}"
-            if proc is not None:
+            row.note = "; ".join(notes + [f"failed: {e}"])
+            for name in run.names[:len(run.procs)]:
                 tail = self.procs.log(name).strip().splitlines()[-8:]
-                self.say(f"[red]yibao failed[/red]: {e}\n  " + "\n  ".join(tail))
+                self.say(f"[red]{run.label} failed[/red] ({name}): {e}\n  " + "\n  ".join(tail))
             return row, info
         finally:
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
-            await p.stop()
-            await paced_p.stop()
-            await reader.stop()
-            if proc is not None:
-                info["exit"] = Procs.stop(proc, timeout=60)
-                log = self.procs.log(name)
-                info["log_counts"] = Counter(level for line in log.splitlines()  # JSON lines, or Faust's text
-                                             for level in ("WARNING", "ERROR", "CRITICAL")
-                                             if f'"level": "{level}"' in line or f"[{level}]" in line)
+            await run.close()
 
     def _py_spy(self, pid: int, tag: str = "yibao") -> subprocess.Popen | None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -617,6 +578,236 @@ class Bench:
         out.mkdir(parents=True, exist_ok=True)
         return self.procs.start("py-spy", [exe, "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--idle",
                                            "--format", "raw", "-o", str(out / f"{tag}-worker.txt")])
+
+
+@dataclass
+class YibaoWork:
+    """What a yibao run sends, cut in `main` from one seeded workload (bench/workload.py), in this order."""
+    pop_lines: list[Outgoing]  # reference events (insured.commands), loaded untimed
+    warm: list[Outgoing]  # one settlement per ledger partition (the first of each), answered before timing
+    timed: list[Outgoing]
+    fam_binds: list[Outgoing] = field(default_factory=list)  # family bindings, untimed
+    fam: list[Outgoing] = field(default_factory=list)  # family-drawing payments, timed
+    paced: list[tuple[float, list[Outgoing]]] = field(default_factory=list)  # (offered events/s, settlements)
+
+
+def first_per_partition(records: list[Outgoing]) -> list[Outgoing]:
+    """The first record of each partition, in their order: the partition is the producer's default
+    partitioner's (murmur2 of the key, as `streams.routing.home`); records without a key are passed over."""
+    first: dict[int, int] = {}
+    for i, o in enumerate(records):
+        if o.key is not None:
+            first.setdefault(home(o.key.decode(), PARTITIONS), i)
+            if len(first) == PARTITIONS:
+                break
+    return [records[i] for i in sorted(first.values())]
+
+
+async def group_state(admin: AIOKafkaAdminClient, group: str) -> tuple[str, list[str]]:
+    """The consumer group's state and member ids, from DescribeGroups (this broker leaves each member's
+    assignment out of its answer, so who owns which partition cannot be read here)."""
+    for response in await admin.describe_consumer_groups([group]):
+        for error, group_id, state, *_, members in (g[:6] for g in response.groups):
+            if group_id == group:
+                return (state if not error else f"error {error}"), sorted(m[0] for m in members)
+    return "unknown", []
+
+
+def hops(sent_at: dict[str, float], ops: dict[str, int], reader: "Reader") -> dict[str, tuple[float, float]]:
+    """p50 and p99 of each hop of the paced requests, from record timestamps (clients stamp records when they
+    send them): request sent -> its ledger.ops record sent by the router -> its result sent -> read here."""
+    out: dict[str, list[float]] = {"router": [], "ledger": [], "read": []}
+    seen, stamps = reader.seen, reader.stamps
+    for m, t in sent_at.items():
+        if m in ops and m in stamps:
+            out["router"].append(ops[m] / 1000 - (t + WALL))
+            out["ledger"].append((stamps[m] - ops[m]) / 1000)
+            out["read"].append(seen[m] + WALL - stamps[m] / 1000)
+    return {k: (pct(sorted(v), 50), pct(sorted(v), 99)) for k, v in out.items() if v}
+
+
+class YibaoRun:
+    """A yibao run's worker processes on the bench's broker (one, or several in one consumer group, all started
+    with the same environment), the reader of settle.results and the bench's two producers (batched, and
+    unbatched for the paced sends). Each phase sends its records and waits for all their results."""
+
+    def __init__(self, bench: "Bench", tag: str, workers: int, extra_env: dict[str, str] | None, info: dict) -> None:
+        self.bench, self.info = bench, info
+        self.env = {"YIBAO_PARTITIONS": str(PARTITIONS), **dict(kv.split("=", 1) for kv in bench.args.worker_env),
+                    **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": bench.bootstrap}
+        self.group = dict(os.environ, **self.env).get("YIBAO_APP_ID") or "yibao"  # the app id is the group id
+        self.label = "yibao" if workers == 1 else f"yibao, {workers} workers"
+        self.names = ([f"{tag}-worker-{bench.run_id}"] if workers == 1 else
+                      [f"{tag}-worker{i}-{bench.run_id}" for i in range(1, workers + 1)])
+        self.procs: list[subprocess.Popen] = []
+        self.others: dict[str, int] = {}  # name -> pid of other processes whose CPU is counted apart
+        self.reader: Reader | None = None
+        self.p = self.paced_p = None
+        self.first: list[Outgoing] = []  # the warm-up's reference events
+        self.settled = 0  # settlements sent to the workers and answered
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def rss(self) -> float:
+        """VmRSS of the workers together, MiB."""
+        return sum(memory_mib(pid)[0] for pid in self.pids)
+
+    def memory(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) of the workers together, MiB."""
+        got = [memory_mib(pid) for pid in self.pids]
+        return sum(r for r, _ in got), sum(h for _, h in got)
+
+    async def connect(self) -> None:
+        bootstrap = self.bench.bootstrap
+        await ensure_topics(bootstrap, PARTITIONS)  # the service's own topics, created as it would
+        self.reader = await Reader(bootstrap, RESULTS, track=True).start()
+        self.p = await producer(bootstrap, linger_ms=5)
+        self.paced_p = await producer(bootstrap, linger_ms=0)
+
+    def launch(self) -> None:
+        cmd = [sys.executable, "-m", "streams.cli", "run", "--log-level", self.bench.args.worker_log_level]
+        self.procs = [self.bench.procs.start(name, cmd, env=self.env) for name in self.names]
+
+    async def until(self, msgids: list[str], what: str, timeout: float = DRAIN_TIMEOUT) -> float:
+        """Wait for the result of each msgid; when the last of them was read."""
+        seen = self.reader.seen
+        await self.reader.until(all_seen(msgids, seen), timeout, self.procs, what)
+        return max(seen[m] for m in msgids)
+
+    async def send(self, records: list[Outgoing], what: str, timeout: float = DRAIN_TIMEOUT) -> tuple[float, float]:
+        """Produce the records (sends not awaited per message, one flush) and wait for their results: when the
+        last send was queued, and when the last result was read."""
+        queued = await produce_all(self.p, [(o.topic, o.key, o.value) for o in records], JSON_HEADERS)
+        return queued, await self.until([o.msgid for o in records], what, timeout)
+
+    async def stable_group(self) -> list[str]:
+        """Wait until the broker reports the group Stable with every worker of the run in it: the member ids."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bench.bootstrap)
+        await admin.start()
+        try:
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while True:
+                try:
+                    state, members = await group_state(admin, self.group)
+                except Exception as e:  # noqa: BLE001 - e.g. no coordinator yet: asked again
+                    state, members = f"not described ({type(e).__name__})", []
+                if state == "Stable" and len(members) == len(self.procs):
+                    return members
+                for proc in self.procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode} before the group was stable")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumer group {self.group}: {state} with {len(members)} of "
+                                       f"{len(self.procs)} workers after {JOIN_TIMEOUT:.0f}s")
+                await asyncio.sleep(0.25)
+        finally:
+            await admin.close()
+
+    async def warm_up(self, pop_lines: list[Outgoing]) -> list[str]:
+        """Every worker in the group, the group Stable (no join or leave pending), then the first reference
+        event of each partition answered (each partition's owner consumes); the group's member ids."""
+        members = await self.stable_group()
+        self.first = first_per_partition(pop_lines)
+        await self.send(self.first, "yibao warm-up", JOIN_TIMEOUT)
+        return members
+
+    async def load(self, work: YibaoWork) -> None:
+        """Untimed: the population (its results awaited before anything else, as `yibao send` does), the family
+        bindings if the run has family payments, then one settlement per ledger partition (persons whose home
+        is each partition), and the group Stable with the same members as at the warm-up."""
+        info = self.info
+        cpu = [cpu_seconds(pid) for pid in self.pids]
+        first = {o.msgid for o in self.first}
+        t = time.perf_counter()
+        _, last = await self.send([o for o in work.pop_lines if o.msgid not in first], "yibao population")
+        info["population"] = (len(work.pop_lines), last - t)
+        # each worker's part in it: every worker routes the commands of its partitions and applies the reference
+        # data on its ledger partitions, so one that owns nothing stays near idle
+        info["population_cpu"] = used = [cpu_seconds(pid) - c for pid, c in zip(self.pids, cpu)]
+        idle = [i + 1 for i, c in enumerate(used) if c < 0.25 * max(used)]
+        if idle:
+            raise RuntimeError(f"worker {', '.join(map(str, idle))} took no part in the population load "
+                               f"(CPU seconds {', '.join(f'{c:.2f}' for c in used)})")
+        info["rss_stages"] = {"population loaded": self.rss()}
+        if work.fam and work.fam_binds:  # family bindings, untimed: they move ledger groups between partitions
+            t = time.perf_counter()
+            _, last = await self.send(work.fam_binds, "yibao family bindings")
+            info["family_binds"] = (len(work.fam_binds), last - t)
+        await self.send(work.warm, "yibao warm-up settlements")
+        self.settled += len(work.warm)
+        if await self.stable_group() != info["members"]:
+            raise RuntimeError("the consumer group changed after the warm-up")
+
+    async def timed(self, records: list[Outgoing], row: Row, what: str) -> float:
+        """Records sent at once, timed from the first produce to the last result read: row.timed_s and the CPU
+        columns; returns how long the bench took to queue them."""
+        window = Window(self.pids, self.bench.broker.pid, self.others)
+        window.start()
+        t0 = time.perf_counter()
+        queued, t1 = await self.send(records, what)
+        row.timed_s = t1 - t0
+        window.stop(row, t1)
+        self.settled += len(records)
+        return queued - t0
+
+    async def quiet(self, below: float = 0.15, timeout: float = 60.0) -> float:
+        """Wait until every worker is idle (under `below` cores over half a second; an idle worker uses about
+        0.05): a result is written before the clearing entries of its settlement are settled, so after a burst
+        a worker goes on working for a while. The seconds waited."""
+        t = time.perf_counter()
+        while time.perf_counter() - t < timeout:
+            before = [cpu_seconds(pid) for pid in self.pids]
+            await asyncio.sleep(0.5)
+            if all(cpu_seconds(pid) - c < below * 0.5 for pid, c in zip(self.pids, before)):
+                break
+        return time.perf_counter() - t
+
+    async def paced(self, rate: float, records: list[Outgoing], what: str) -> tuple[dict, dict[str, float]]:
+        """Records sent at a fixed offered rate, one at a time, once the workers are idle: latency per msgid
+        (produce call -> result read); the figures, and when each msgid was sent."""
+        seen = self.reader.seen
+        waited = await self.quiet()
+        p = self.paced_p
+        sent_at: dict[str, float] = {}
+        row = Row("paced")
+        window = Window(self.pids, self.bench.broker.pid, self.others)
+        window.start()
+        start = time.perf_counter()
+        i = 0
+        while i < len(records):
+            due = min(len(records), int((time.perf_counter() - start) * rate) + 1)
+            while i < due:
+                o = records[i]
+                sent_at[o.msgid] = time.perf_counter()
+                await p.send(o.topic, o.value, key=o.key, headers=JSON_HEADERS)
+                i += 1
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        offered = time.perf_counter() - start
+        await p.flush()
+        last = await self.until(list(sent_at), what)
+        window.stop(row)
+        self.settled += len(records)
+        lat = sorted(seen[m] - t for m, t in sent_at.items())
+        return {"rate": rate, "n": len(lat), "offered_rate": len(lat) / offered, "served_rate": len(lat) / (last - start),
+                "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": row.cpu,
+                "others_cpu": row.extra["others_cpu"], "waited": waited}, sent_at
+
+    async def close(self) -> None:
+        """Stop the producers, the reader and the workers (all at once); exit codes and log-line counts."""
+        for client in (self.p, self.paced_p, self.reader):
+            if client is not None:
+                await client.stop()
+        if not self.procs:
+            return
+        codes = await asyncio.gather(*(asyncio.to_thread(Procs.stop, proc, timeout=60) for proc in self.procs))
+        self.info["exit"] = ", ".join(str(c) for c in codes)
+        self.info["log_counts"] = counts = Counter()
+        for name in self.names:
+            counts.update(level for line in self.bench.procs.log(name).splitlines()  # JSON lines, or Faust's text
+                          for level in ("WARNING", "ERROR", "CRITICAL")
+                          if f'"level": "{level}"' in line or f"[{level}]" in line)
 
 
 @dataclass
@@ -687,15 +878,11 @@ def quix_python(explicit: str | None) -> str | None:
     return env or None
 
 
-async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, workdir: Path,
-              pop_lines: list[Outgoing], settlements: list[Outgoing], fam_binds: list[Outgoing],
-              fam: list[Outgoing]) -> None:
+async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, workdir: Path, work: YibaoWork) -> None:
     bench = Bench(args, console, broker, procs, workdir)
-    timed, paced = settlements[:args.events], settlements[args.events:]
-    peer_records = [(o.key, o.value) for o in timed]
+    peer_records = [(o.key, o.value) for o in work.timed]
     fast_records = peer_records * args.fast_repeat
     rows: dict[str, Row] = {}
-    info: dict = {}
     skip = set(args.skip)
     if "raw" not in skip:
         rows["raw"] = await bench.peer("raw aiokafka pipe", "raw", fast_records, sys.executable)
@@ -718,22 +905,25 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
     rounds = max(1, args.archive_rounds) if len(variants) == 2 else 1
     for r in range(rounds):
         for v in (variants if r % 2 == 0 else variants[::-1]):
-            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds,
-                                           pop_lines, timed, paced, fam_binds, fam))
+            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds, work))
+    # two workers in one consumer group, on the same timed settlements (the one-worker sequence's phases
+    # after the timed run are left out)
+    if "yibao-2" not in skip:
+        runs["yibao-2"] = [await yibao_run(args, console, procs, workdir, "yibao-2", 0, 1,
+                                           replace(work, fam_binds=[], fam=[], paced=[]), workers=2)]
+    infos: dict[str, dict] = {}
     for v, got in runs.items():
-        rows[v], found = best_run(got)
-        if v == "yibao":
-            info = found
-    report(console, args, rows, info, runs)
+        rows[v], infos[v] = best_run(got)
+    report(console, args, rows, infos, runs)
 
 
 YIBAO_TITLES = {"yibao": "yibao settlement end to end",
-                "yibao-archive": "yibao settlement end to end, archived (YIBAO_ARCHIVE_DIR)"}
+                "yibao-archive": "yibao settlement end to end, archived (YIBAO_ARCHIVE_DIR)",
+                "yibao-2": "yibao settlement end to end, 2 workers in one group"}
 
 
 async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant: str, r: int, rounds: int,
-                    pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
-                    fam_binds: list[Outgoing], fam: list[Outgoing]) -> tuple[Row, dict]:
+                    work: YibaoWork, workers: int = 1) -> tuple[Row, dict]:
     """One yibao run on a broker of its own; with the archive (variant yibao-archive), the archive is
     verified after the worker (and with it the archiver) has stopped."""
     label = f"{variant}-{r + 1}"
@@ -746,16 +936,21 @@ async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant
         extra = {}
         if variant == "yibao-archive":
             extra["YIBAO_ARCHIVE_DIR"] = str(workdir / f"archive-{label}")
-        bench.say(f"{variant}, round {r + 1} of {rounds}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
-                  + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else ""))
-        row, info = await bench.yibao(pop_lines, timed, paced, fam_binds, fam, YIBAO_TITLES[variant], label, extra)
+        name = f"{variant}, round {r + 1}" if rounds > 1 else variant
+        bench.say(f"{name}{f' of {rounds}' if rounds > 1 else ''}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
+                  + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else "")
+                  + (f", {workers} workers" if workers > 1 else ""))
+        row, info = await bench.yibao(work, YIBAO_TITLES[variant], label, extra, workers)
         if extra:
             if "archiver_pid" not in info and not row.note:
                 row.note = "no archiver process found"
             info["archive"] = archive_summary(Path(extra["YIBAO_ARCHIVE_DIR"]), procs.log(info["worker_log"]))
-        bench.say(f"{variant}, round {r + 1}: {row.rate:,.0f} settlements/s"
-                  + (f", p50 {info['latency']['p50'] * 1000:.0f} ms, p99 {info['latency']['p99'] * 1000:.0f} ms"
-                     if "latency" in info else "") + f", worker RSS {row.rss_mib:,.0f} MiB"
+        rss = row.extra.get("rss_each", [])
+        bench.say(f"{name}: {row.rate:,.0f} settlements/s"
+                  + "".join(f", p50 {lat['p50'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms at {lat['rate']:,.0f}/s"
+                            for lat in info.get("latency", []))
+                  + (f", worker RSS {row.rss_mib:,.0f} MiB" if len(rss) < 2 else
+                     f", workers' RSS {' + '.join(f'{m:,.0f}' for m in rss)} MiB")
                   + (f" [red]({row.note})[/red]" if row.note else ""))
         return row, info
     finally:
@@ -786,15 +981,18 @@ def archive_summary(root: Path, worker_log: str) -> dict:
     return out
 
 
-def report(console: Console, args, rows: dict[str, Row], info: dict,
+def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
            runs: dict[str, list[tuple[Row, dict]]] | None = None) -> None:
+    """`infos`: the reported (best) run's info per yibao variant."""
+    info = infos.get("yibao", {})
     table = Table(title=f"streaming · embedded broker (the peers share one; each yibao run gets a fresh one) · "
                         f"{PARTITIONS} partitions · seed {args.seed}",
                   title_justify="left")
     for col in ("#", "pipeline", "events", "ready after (untimed)", "timed", "events/s", "pipeline CPU",
                 "broker CPU", "bench CPU", "RSS MiB"):
         table.add_column(col, justify="left" if col in ("#", "pipeline") else "right")
-    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3", "yibao-archive": "3a"}
+    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3", "yibao-archive": "3a",
+               "yibao-2": "3b"}
     for key, row in rows.items():
         ok = not math.isnan(row.timed_s)
         table.add_row(numbers[key], row.name + (f" [red]({row.note})[/red]" if row.note else ""),
@@ -804,7 +1002,8 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
                       f"{row.bench_cpu:.2f}" if ok else "—", f"{row.rss_mib:,.0f}" if not math.isnan(row.rss_mib) else "—")
     console.print(table)
     console.print("[dim]CPU columns: cores used during the timed window (1.00 = one core busy); "
-                  "the machine has " f"{os.cpu_count()}.[/dim]")
+                  "the machine has " f"{os.cpu_count()}. With 2 workers (3b), pipeline CPU and RSS are "
+                  "both workers' together.[/dim]")
 
     def rate(key: str) -> float:
         return rows[key].rate if key in rows else float("nan")
@@ -812,7 +1011,7 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
     y = rate("yibao")
     ratios = [("3 ÷ 1 (yibao ÷ raw pipe)", y / rate("raw")), ("3 ÷ 2 (yibao ÷ faust ledger, batch 1)", y / rate("faust")),
               ("3 ÷ 2' (yibao ÷ faust ledger, default)", y / rate("faust-default")),
-              ("3 ÷ 4 (yibao ÷ quix-streams)", y / rate("quix"))]
+              ("3 ÷ 4 (yibao ÷ quix-streams)", y / rate("quix")), ("3b ÷ 3 (2 workers ÷ 1)", rate("yibao-2") / y)]
     console.print("ratios: " + " · ".join(f"{k} [bold]{v:.2f}[/bold]" for k, v in ratios if not math.isnan(v)))
 
     def verdict(got: float, need: float, label: str) -> str:
@@ -834,18 +1033,18 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
             console.print(f"yibao family drawing: [bold]{fam.rate:,.0f}[/bold] payments/s ({fam.events:,} in "
                           f"{fam.timed_s:.2f}s, worker CPU {fam.cpu:.2f} cores), [bold]{fam.rate / y:.2f}×[/bold] plain "
                           f"settlement in the same run; its {n:,} bindings (untimed) answered in {s:.1f}s")
-        lat = info.get("latency")
-        if lat:
-            console.print(f"yibao latency at {args.latency_rate:,.0f} events/s offered ({lat['n']:,} settlements, "
+        for lat in info.get("latency", []):
+            console.print(f"yibao latency at {lat['rate']:,.0f} events/s offered ({lat['n']:,} settlements, "
                           f"sent at {lat['offered_rate']:,.0f}/s, answered at {lat['served_rate']:,.0f}/s): "
                           f"p50 [bold]{lat['p50'] * 1000:.0f} ms[/bold] · "
                           f"p90 {lat['p90'] * 1000:.0f} ms · p99 [bold]{lat['p99'] * 1000:.0f} ms[/bold] · "
-                          f"max {lat['max'] * 1000:.0f} ms · worker CPU {lat['cpu']:.2f} cores")
-            if info.get("hops"):
+                          f"max {lat['max'] * 1000:.0f} ms · worker CPU {lat['cpu']:.2f} cores · started once the "
+                          f"worker was idle, {lat['waited']:.1f}s after the phase before")
+            if lat.get("hops"):
                 names = {"router": "request sent → its ledger.ops record sent (router)",
                          "ledger": "→ result sent (ledger)", "read": "→ result read by the bench"}
                 console.print("  p50 / p99 per hop, from record timestamps: " + " · ".join(
-                    f"{names[k]} {a * 1000:.0f} / {b * 1000:.0f} ms" for k, (a, b) in info["hops"].items()))
+                    f"{names[k]} {a * 1000:.0f} / {b * 1000:.0f} ms" for k, (a, b) in lat["hops"].items()))
         threads = rows["yibao"].extra.get("threads")
         if threads:
             console.print("yibao worker threads during the timed run, cores: " + ", ".join(
@@ -855,11 +1054,12 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
                           f"[/bold], peak VmHWM {info.get('hwm_mib', float('nan')):,.0f} MiB; exit code "
                           f"{info.get('exit')} after SIGTERM; log lines: "
                           + (", ".join(f"{k} {v}" for k, v in info.get("log_counts", {}).items()) or "no warnings"))
-        if info.get("rss_stages"):
-            console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB"
-                                                                       for k, v in info["rss_stages"].items()))
+        stages = info.get("rss_stages")
+        if stages:
+            console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB" for k, v in stages.items()))
         if info.get("outcomes"):
-            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common()))
+            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
+                          + "; " + timed_check(info, rows["yibao"].events))
         if args.py_spy and "py_spy" in info:
             samples = Path(args.py_spy) / info.get("py_spy_file", "yibao-worker.txt")
             console.print(f"py-spy samples of the worker during the timed run (which they slow down): {samples} "
@@ -867,11 +1067,66 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
             shares = profile_shares(samples)
             if shares:
                 console.print("worker main thread by activity: " + " · ".join(f"{k} {v:.0%}" for k, v in shares))
+    if "yibao-2" in rows:
+        two_workers_report(console, rows, infos["yibao-2"])
     if runs and runs.get("yibao-archive"):
         archive_report(console, args, runs)
 
 
+def timed_check(info: dict, n: int) -> str:
+    problem = info.get("timed_check")
+    return (f"[red]timed settlements: {problem}[/red]" if problem else
+            f"each of the {n:,} timed settlements answered exactly once, with infcode 0")
+
+
+def two_workers_report(console: Console, rows: dict[str, Row], info: dict) -> None:
+    """Two workers ÷ one, who used the cores, and whether the two-worker run settled everything once."""
+    two, one = rows["yibao-2"], rows.get("yibao")
+    if math.isnan(two.timed_s):
+        console.print(f"yibao, 2 workers: [red]{two.note or 'not measured'}[/red]")
+        return
+    cores = os.cpu_count() or 1
+
+    def cores_used(row: Row) -> str:
+        ours = row.cpu + row.broker_cpu + row.bench_cpu
+        return (", ".join(f"worker {i} {c:.2f}" for i, c in enumerate(row.extra["cpus"], 1)) if len(row.extra["cpus"]) > 1
+                else f"worker {row.cpu:.2f}") + (f", broker {row.broker_cpu:.2f}, bench {row.bench_cpu:.2f}, other "
+                                                  f"processes {row.extra['machine_cpu'] - ours:.2f}: the machine "
+                                                  f"{row.extra['machine_cpu']:.2f} of {cores}")
+
+    def cpu_ms(row: Row) -> float:  # worker CPU per timed settlement
+        return row.cpu * row.timed_s / row.events * 1000
+
+    console.print(f"yibao, 2 workers in one consumer group (3b): [bold]{two.rate:,.0f}[/bold] settlements/s"
+                  + (f" vs one worker's {one.rate:,.0f}/s (3): 2 ÷ 1 = [bold]{two.rate / one.rate:.2f}[/bold]"
+                     if one else ""))
+    console.print(f"  cores during the timed run: 2 workers: {cores_used(two)}"
+                  + (f"; 1 worker: {cores_used(one)}" if one else "")
+                  + f"; worker CPU per settlement {cpu_ms(two):.2f} ms"
+                  + (f" (one worker {cpu_ms(one):.2f} ms)" if one else ""))
+    machine = two.extra["machine_cpu"]
+    if machine >= 0.85 * cores:
+        why = (f"the {cores} cores were full ({machine:.2f} busy): a second worker gets only what the first, the broker, "
+               f"the bench and the machine's other processes left idle, and the broker and the bench need more at a "
+               f"higher rate")
+    else:
+        why = (f"the cores were not full ({machine:.2f} of {cores} busy): the workers waited (fetches, the broker's "
+               f"delivery) more than they computed")
+    console.print(f"  what bounds 2 ÷ 1: {why}")
+    console.print(f"  checks: {timed_check(info, two.events)}; the group Stable with both workers before and after the "
+                  f"timed run" + (" [red](it changed)[/red]" if "group changed" in two.note else "")
+                  + "; each worker took part (CPU seconds in the population load: "
+                  + ", ".join(f"{c:.2f}" for c in info.get("population_cpu", [])) + "); results: "
+                  + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
+                  + f"; exit codes {info.get('exit')}")
+
+
 ARCHIVE_GOAL = 0.10  # the issue: archiving must not slow settlement by more than 10 %
+
+
+def first_point(info: dict) -> dict:
+    """The run's first paced point (at --latency-rates' first rate), what the archive pair compares."""
+    return (info.get("latency") or [{}])[0]
 
 
 def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]]]) -> None:
@@ -893,7 +1148,7 @@ def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]
     p_row, p_info = best_run(plain)
 
     def lat(info: dict, key: str) -> float:
-        return info.get("latency", {}).get(key, float("nan"))
+        return first_point(info).get(key, float("nan"))
 
     def best(values: list[float]) -> float:
         values = [v for v in values if not math.isnan(v)]
@@ -915,14 +1170,15 @@ def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]
                   + f" · latency p50 [bold]{p50:.2f}[/bold] · p99 [bold]{p99:.2f}[/bold]"
                   f" · worker RSS {rss:.2f} (worker + archiver {total:.2f})")
     console.print(f"[dim]ratios above 1 mean more (events/s: better; latency, memory: worse); latency and RSS are "
-                  f"each the best of the variant's runs at {args.latency_rate:,.0f} events/s offered.[/dim]")
-    saturated = [f"{v} round {k + 1} answered {i['latency']['served_rate']:,.0f}/s"
+                  f"each the best of the variant's runs at {args.latency_rates[0]:,.0f} events/s offered (the first "
+                  f"paced point).[/dim]")
+    saturated = [f"{v} round {k + 1} answered {first_point(i)['served_rate']:,.0f}/s"
                  for v, got in (("yibao", plain), ("yibao-archive", arch)) for k, (_, i) in enumerate(got)
-                 if "latency" in i and i["latency"]["served_rate"] < 0.95 * i["latency"]["offered_rate"]]
+                 if "latency" in i and first_point(i)["served_rate"] < 0.95 * first_point(i)["offered_rate"]]
     if saturated:
-        console.print(f"[yellow]the paced run was over capacity ({', '.join(saturated)} of {args.latency_rate:,.0f}/s "
+        console.print(f"[yellow]the paced run was over capacity ({', '.join(saturated)} of {args.latency_rates[0]:,.0f}/s "
                       "offered): those latencies are queueing time, and their ratio says little about the archive; "
-                      "a lower --latency-rate measures it[/yellow]")
+                      "a lower first rate of --latency-rates measures it[/yellow]")
     # CPU per settlement, which machine noise moves less than wall time: what the archiver adds, in its own process
     worker_ms = a_row.cpu * a_row.timed_s / a_row.events * 1000
     archiver_ms = archiver_cpu * a_row.timed_s / a_row.events * 1000
@@ -985,8 +1241,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fast-repeat", type=int, default=5,
                     help="the raw pipe and quix-streams get the events this many times over, so their timed "
                          "window is seconds long too (default 5)")
-    ap.add_argument("--latency-rate", type=float, default=1000.0, help="offered events/s of the paced run (default 1000)")
-    ap.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced run (default 10; 0 skips it)")
+    ap.add_argument("--latency-rates", type=float, nargs="+", default=[1000.0, 2500.0], metavar="R",
+                    help="offered events/s of the paced points, one paced run each, in this order (default 1000 2500; "
+                         "the archive pair compares the first)")
+    ap.add_argument("--latency-rate", type=float, default=None, metavar="R", help="a single paced point: --latency-rates R")
+    ap.add_argument("--latency-seconds", type=float, default=10.0,
+                    help="length of each paced point (default 10; 0 skips them)")
     ap.add_argument("--quix-python", default=None,
                     help="interpreter with quix-streams for the quix peer (default: this one if it has quixstreams, "
                          "else $YIBAO_BENCH_QUIX_PYTHON)")
@@ -1000,9 +1260,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="rounds of the archive pair, alternating yibao and yibao-archive (AB, BA, ...); the best run "
                          "of each is reported (default 2)")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive"))
+                    choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive", "yibao-2"))
     ap.add_argument("--keep-logs", action="store_true", help="keep the broker and process logs (printed path)")
     args = ap.parse_args(argv)
+    if args.latency_rate is not None:
+        args.latency_rates = [args.latency_rate]
 
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -1015,8 +1277,11 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="yibao-streaming-bench-"))
     t_build = time.perf_counter()
     pop = population(args.seed, args.people)
-    n_paced = int(args.latency_rate * args.latency_seconds)
-    work = outpatient(args.seed, pop, args.events + n_paced)
+    # outpatient settlements, in this order: the warm-up's (one per partition), the timed, each paced point's
+    paced_sizes = [int(r * args.latency_seconds) for r in args.latency_rates] if args.latency_seconds > 0 else []
+    n_paced = sum(paced_sizes)
+    n_head = PARTITIONS + args.events + n_paced
+    work = outpatient(args.seed, pop, n_head)
     path = workdir / "events.jsonl"
     fam, fam_setup = family(args.seed, pop, args.family) if args.family else (None, [])
     path.write_bytes(b"".join(line + b"\n" for line in pop.setup + work.lines + fam_setup + (fam.lines if fam else [])))
@@ -1027,6 +1292,14 @@ def main(argv: list[str] | None = None) -> None:
     pop_lines, settlements = outgoing[:n_pop], outgoing[n_pop:n_pop + n_work]
     fam_binds, fam_lines = outgoing[n_pop + n_work:n_pop + n_work + n_binds], outgoing[n_pop + n_work + n_binds:]
     assert {o.topic for o in pop_lines + fam_binds} <= {COMMANDS} and {o.topic for o in settlements + fam_lines} <= {REQUESTS}
+    warm = first_per_partition(settlements)
+    warm_ids = {o.msgid for o in warm}
+    rest = [o for o in settlements if o.msgid not in warm_ids]
+    paced, at = [], args.events
+    for rate, n in zip(args.latency_rates, paced_sizes):
+        paced.append((rate, rest[at:at + n]))
+        at += n
+    plan = YibaoWork(pop_lines, warm, rest[:args.events], fam_binds, fam_lines, paced)
     t_build = time.perf_counter() - t_build
     import aiokafka
     import faust
@@ -1042,7 +1315,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         broker.start()
         console.print(f"embedded broker pid {broker.pid} on {broker.bootstrap}; logs in {workdir}")
-        asyncio.run(run(args, console, broker, procs, workdir, pop_lines, settlements, fam_binds, fam_lines))
+        asyncio.run(run(args, console, broker, procs, workdir, plan))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping what the bench started[/yellow]")
         raise SystemExit(130)
