@@ -1,7 +1,8 @@
 """Streaming benchmark: events/s of yibao end to end on Kafka, beside its peers, on ONE embedded broker.
 
     python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rates R ...]
-                              [--latency-seconds T] [--py-spy DIR] [--skip NAME ...]
+                              [--latency-seconds T] [--search-rates R ...] [--search-seconds T]
+                              [--p99-limit-ms L] [--rss-settlements N] [--py-spy DIR] [--skip NAME ...]
                               [--quix-python PY] [--worker-log-level L] [--worker-env K=V ...]
                               [--archive-rounds K]
 
@@ -30,11 +31,26 @@ topic names are fixed, gets a fresh broker of the same build for each of its run
           entries are settled, so after a burst the worker goes on working for a while), give
           request->result latency per msgid (produce call -> result read), and the worker's RSS is
           read from /proc. The outpatient settlements are one seeded stream (bench/workload.py) cut
-          in order: warm-up, timed, then each paced point's.
+          in order: warm-up, timed, each paced point's, then the spare for the phases below; its
+          dates spread over the whole stream, so the timed ones fall early in the year.
+          The plain run (the last round's) then goes on, untimed, with what comes after everything
+          it measures (so the archive pair's comparison is unchanged):
+            the p99 search: paced runs (each on an idle worker, as above) of --search-seconds
+            (default 3) at rising --search-rates (100, 250, 500, 1000, 1500, 2000, 3000, 4000,
+            6000/s) until p99 reaches --p99-limit-ms (100), the worker falls behind (answers under
+            90 % of the rate offered) or the bench cannot offer the rate; the highest rate that met
+            the limit is reported;
+            the bulk phase: settlements sent as fast as the worker takes them (5,000 at a time, each
+            produced while the one before is settled, so no backlog bloats the worker's buffers)
+            until the worker has settled --rss-settlements (default 100,000) in all (warm-up, timed,
+            family, paced, search and bulk); then its VmRSS, and the bytes it retains per
+            settlement: (VmRSS - VmRSS with the population loaded) / settlements.
   yibao-archive  the same yibao run with YIBAO_ARCHIVE_DIR set (a folder in the bench's temp dir):
           the worker starts its archiver process (streams/archiver.py), which writes every record of
           every topic to Avro files as the run goes. yibao and yibao-archive alternate for
-          --archive-rounds rounds (AB, BA, ...; default 2), the best run of each is reported, and
+          --archive-rounds rounds (AB, BA, ...; default 1: it was 2 before the paced point at 2,500/s,
+          the p99 search, the bulk phase and yibao-2 made the bench longer; 2 or more show the
+          ratios per round too), the best run of each is reported, and
           the archive pair's ratios (archived ÷ plain: throughput, family drawing, latency p50/p99,
           RSS) are printed against the issue's goal that archiving slow settlement by at most 10 %;
           the archiver's CPU (its own process; also per settlement, beside the worker's, which
@@ -57,6 +73,12 @@ topic names are fixed, gets a fresh broker of the same build for each of its run
           2 ÷ 1, each worker's CPU, the broker's, the bench's and the whole machine's (/proc/stat),
           and worker CPU per settlement: on 2 cores shared with the broker and the bench, a second
           worker gets only the CPU the rest left idle, which those columns show.
+
+At the end, a summary table holds the figures issue 11's goals are stated in (yibao ≥ 0.2 × the raw
+pipe; p99 ≤ 50 ms at 1,000 settlements/s offered): raw pipe events/s, yibao with one worker and its
+ratio to the raw pipe, with two workers and 2 ÷ 1, p50/p99 at each paced rate, the highest rate
+whose p99 stayed under the limit, and the worker's VmRSS after the bulk phase with the bytes per
+settlement.
 
 Each paced point also splits each request's latency into hops from record timestamps (request sent ->
 its ledger.ops record sent by the router -> its result sent by the ledger -> read here). On this
@@ -488,9 +510,10 @@ class Bench:
                 Procs.stop(proc)
 
     async def yibao(self, work: "YibaoWork", title: str = "yibao settlement end to end", tag: str = "yibao",
-                    extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[Row, dict]:
+                    extra_env: dict[str, str] | None = None, workers: int = 1, extras: bool = False) -> tuple[Row, dict]:
         """yibao through the whole sequence: `workers` worker processes in one consumer group, each phase of
-        `work` that is not empty (family, paced points). `extra_env` on top of --worker-env (the archive pair sets YIBAO_ARCHIVE_DIR here). Expects a broker
+        `work` that is not empty (family, paced points), and with `extras` the p99 search and the bulk phase.
+        `extra_env` on top of --worker-env (the archive pair sets YIBAO_ARCHIVE_DIR here). Expects a broker
         without the service's topics."""
         args = self.args
         row = Row(title, len(work.timed))
@@ -550,6 +573,8 @@ class Bench:
                 info["archiver_rss_mib"], info["archiver_hwm_mib"] = memory_mib(info["archiver_pid"])
             if work.paced:
                 info["rss_stages"][f"+{sum(len(r) for _, r in work.paced):,} paced"] = row.rss_mib
+            if extras:
+                await self._extras(run, work, info)
             # what the results were (a sanity check that real settlements ran, not rejects), and whether
             # each timed settlement was answered once, with infcode 0
             info["outcomes"] = out = await outcomes(self.bootstrap, run.reader)
@@ -568,6 +593,27 @@ class Bench:
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
             await run.close()
+
+    async def _extras(self, run: "YibaoRun", work: "YibaoWork", info: dict) -> None:
+        """After the paced points: the search for the highest offered rate whose p99 stays under --p99-limit-ms,
+        then the untimed bulk phase that brings the worker to --rss-settlements settlements, and its VmRSS."""
+        args = self.args
+        used = 0
+        if args.search_seconds > 0 and args.search_rates:
+            info["search"] = found = await run.search(args.search_rates, args.search_seconds, args.p99_limit_ms / 1000,
+                                                      work.spare)
+            used = found["used"]
+            info["rss_stages"][f"+{used:,} searched"] = run.rss()
+        if args.rss_settlements > 0:
+            bulk = work.spare[used:used + max(0, args.rss_settlements - run.settled)]
+            self.say(f"{run.label}: bulk phase, {len(bulk):,} settlements (untimed) to bring the worker to "
+                     f"{run.settled + len(bulk):,}")
+            took = await run.bulk(bulk)
+            rss = run.rss()
+            info["rss_stages"][f"+{len(bulk):,} bulk"] = rss
+            base = info["rss_stages"]["population loaded"]
+            info["bulk"] = {"n": len(bulk), "s": took, "settled": run.settled, "rss": rss, "base": base,
+                            "bytes_per": (rss - base) * 2**20 / run.settled}
 
     def _py_spy(self, pid: int, tag: str = "yibao") -> subprocess.Popen | None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -589,6 +635,7 @@ class YibaoWork:
     fam_binds: list[Outgoing] = field(default_factory=list)  # family bindings, untimed
     fam: list[Outgoing] = field(default_factory=list)  # family-drawing payments, timed
     paced: list[tuple[float, list[Outgoing]]] = field(default_factory=list)  # (offered events/s, settlements)
+    spare: list[Outgoing] = field(default_factory=list)  # for the p99 search, then the bulk phase
 
 
 def first_per_partition(records: list[Outgoing]) -> list[Outgoing]:
@@ -794,6 +841,48 @@ class YibaoRun:
                 "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": row.cpu,
                 "others_cpu": row.extra["others_cpu"], "waited": waited}, sent_at
 
+    async def search(self, rates: list[float], seconds: float, limit: float, pool: list[Outgoing]) -> dict:
+        """Short paced runs at rising offered rates, until p99 reaches `limit` (seconds), the workers fall behind
+        (answered under 90 % of the rate offered) or the bench cannot offer the rate (under 90 % of it)."""
+        steps, used, best, stop = [], 0, None, ""
+        for rate in sorted(rates):
+            n = int(rate * seconds)
+            if used + n > len(pool):
+                stop = f"no settlements left for {rate:,.0f}/s (--rss-settlements sizes the pool)"
+                break
+            stats, _ = await self.paced(rate, pool[used:used + n], f"p99 search at {rate:,.0f}/s")
+            used += n
+            steps.append(stats)
+            self.bench.say(f"{self.label}: p99 search at {rate:,.0f}/s offered: p50 {stats['p50'] * 1000:.0f} ms, "
+                           f"p99 {stats['p99'] * 1000:.0f} ms, answered at {stats['served_rate']:,.0f}/s")
+            if stats["offered_rate"] < 0.9 * rate:
+                stop = f"the bench offered only {stats['offered_rate']:,.0f}/s of {rate:,.0f}/s"
+            elif stats["served_rate"] < 0.9 * stats["offered_rate"]:
+                stop = f"the worker fell behind at {rate:,.0f}/s (answered {stats['served_rate']:,.0f}/s)"
+            elif stats["p99"] >= limit:
+                stop = f"p99 {stats['p99'] * 1000:.0f} ms at {rate:,.0f}/s"
+            if stop:
+                break
+            best = rate
+        return {"steps": steps, "used": used, "best": best, "stop": stop or "every rate met it", "limit": limit,
+                "seconds": seconds}
+
+    async def bulk(self, records: list[Outgoing], chunk: int = 5000) -> float:
+        """Records sent as fast as the workers take them: each chunk is produced while the one before is being
+        settled (the backlog stays under two chunks), then every result awaited; the seconds it took."""
+        t = time.perf_counter()
+        pending: list[str] = []
+        for i in range(0, len(records), chunk):
+            part = records[i:i + chunk]
+            await produce_all(self.p, [(o.topic, o.key, o.value) for o in part], JSON_HEADERS)
+            if pending:
+                await self.until(pending, "yibao bulk phase")
+            pending = [o.msgid for o in part]
+        if pending:
+            await self.until(pending, "yibao bulk phase")
+        self.settled += len(records)
+        return time.perf_counter() - t
+
     async def close(self) -> None:
         """Stop the producers, the reader and the workers (all at once); exit codes and log-line counts."""
         for client in (self.p, self.paced_p, self.reader):
@@ -899,13 +988,16 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
         else:
             rows["quix"] = await bench.peer("quix-streams pass-through", "quix", fast_records, qpy)
     # yibao, and yibao with its archiver (the archive pair), alternating: each run on a fresh broker, since
-    # the service's topic names are fixed and a worker would otherwise start on the previous run's logs
+    # the service's topic names are fixed and a worker would otherwise start on the previous run's logs. The
+    # plain variant's last run goes on with the p99 search and the bulk phase (they come after everything it
+    # measures, so they change nothing in the pair's comparison).
     variants = [v for v in ("yibao", "yibao-archive") if v not in skip]
     runs: dict[str, list[tuple[Row, dict]]] = {v: [] for v in variants}
     rounds = max(1, args.archive_rounds) if len(variants) == 2 else 1
     for r in range(rounds):
         for v in (variants if r % 2 == 0 else variants[::-1]):
-            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds, work))
+            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds, work,
+                                           extras=v == "yibao" and r == rounds - 1))
     # two workers in one consumer group, on the same timed settlements (the one-worker sequence's phases
     # after the timed run are left out)
     if "yibao-2" not in skip:
@@ -914,7 +1006,8 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
     infos: dict[str, dict] = {}
     for v, got in runs.items():
         rows[v], infos[v] = best_run(got)
-    report(console, args, rows, infos, runs)
+    extras = next((i for _, i in runs.get("yibao", []) if "search" in i or "bulk" in i), {})
+    report(console, args, rows, infos, runs, extras)
 
 
 YIBAO_TITLES = {"yibao": "yibao settlement end to end",
@@ -923,7 +1016,7 @@ YIBAO_TITLES = {"yibao": "yibao settlement end to end",
 
 
 async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant: str, r: int, rounds: int,
-                    work: YibaoWork, workers: int = 1) -> tuple[Row, dict]:
+                    work: YibaoWork, workers: int = 1, extras: bool = False) -> tuple[Row, dict]:
     """One yibao run on a broker of its own; with the archive (variant yibao-archive), the archive is
     verified after the worker (and with it the archiver) has stopped."""
     label = f"{variant}-{r + 1}"
@@ -940,7 +1033,7 @@ async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant
         bench.say(f"{name}{f' of {rounds}' if rounds > 1 else ''}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
                   + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else "")
                   + (f", {workers} workers" if workers > 1 else ""))
-        row, info = await bench.yibao(work, YIBAO_TITLES[variant], label, extra, workers)
+        row, info = await bench.yibao(work, YIBAO_TITLES[variant], label, extra, workers, extras)
         if extra:
             if "archiver_pid" not in info and not row.note:
                 row.note = "no archiver process found"
@@ -982,9 +1075,10 @@ def archive_summary(root: Path, worker_log: str) -> dict:
 
 
 def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
-           runs: dict[str, list[tuple[Row, dict]]] | None = None) -> None:
-    """`infos`: the reported (best) run's info per yibao variant."""
-    info = infos.get("yibao", {})
+           runs: dict[str, list[tuple[Row, dict]]] | None = None, extras: dict | None = None) -> None:
+    """`infos`: the reported (best) run's info per yibao variant; `extras`: the info of the run that did the p99
+    search and the bulk phase (the plain variant's last)."""
+    info, extras = infos.get("yibao", {}), extras or {}
     table = Table(title=f"streaming · embedded broker (the peers share one; each yibao run gets a fresh one) · "
                         f"{PARTITIONS} partitions · seed {args.seed}",
                   title_justify="left")
@@ -1045,6 +1139,14 @@ def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
                          "ledger": "→ result sent (ledger)", "read": "→ result read by the bench"}
                 console.print("  p50 / p99 per hop, from record timestamps: " + " · ".join(
                     f"{names[k]} {a * 1000:.0f} / {b * 1000:.0f} ms" for k, (a, b) in lat["hops"].items()))
+        found = extras.get("search")
+        if found:
+            console.print(f"yibao p99 search ({found['seconds']:g}s paced runs at rising rates, until p99 ≥ "
+                          f"{found['limit'] * 1000:.0f} ms or the worker falls behind): " + " · ".join(
+                              f"{s['rate']:,.0f}/s p50 {s['p50'] * 1000:.0f} / p99 {s['p99'] * 1000:.0f} ms"
+                              for s in found["steps"])
+                          + f"; stopped: {found['stop']}; highest rate that met it: [bold]"
+                          + (f"{found['best']:,.0f}/s" if found["best"] else "none") + "[/bold]")
         threads = rows["yibao"].extra.get("threads")
         if threads:
             console.print("yibao worker threads during the timed run, cores: " + ", ".join(
@@ -1054,9 +1156,15 @@ def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
                           f"[/bold], peak VmHWM {info.get('hwm_mib', float('nan')):,.0f} MiB; exit code "
                           f"{info.get('exit')} after SIGTERM; log lines: "
                           + (", ".join(f"{k} {v}" for k, v in info.get("log_counts", {}).items()) or "no warnings"))
-        stages = info.get("rss_stages")
+        stages = (extras or info).get("rss_stages")
         if stages:
             console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB" for k, v in stages.items()))
+        bulk = extras.get("bulk")
+        if bulk:
+            console.print(f"yibao worker after {bulk['settled']:,} settlements (the last {bulk['n']:,} sent untimed in "
+                          f"{bulk['s']:.1f}s): VmRSS [bold]{bulk['rss']:,.0f} MiB[/bold], "
+                          f"[bold]{bulk['bytes_per']:,.0f}[/bold] bytes per settlement retained over the "
+                          f"{bulk['base']:,.0f} MiB with the population loaded")
         if info.get("outcomes"):
             console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
                           + "; " + timed_check(info, rows["yibao"].events))
@@ -1071,6 +1179,7 @@ def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
         two_workers_report(console, rows, infos["yibao-2"])
     if runs and runs.get("yibao-archive"):
         archive_report(console, args, runs)
+    summary(console, rows, info, extras)
 
 
 def timed_check(info: dict, n: int) -> str:
@@ -1119,6 +1228,50 @@ def two_workers_report(console: Console, rows: dict[str, Row], info: dict) -> No
                   + ", ".join(f"{c:.2f}" for c in info.get("population_cpu", [])) + "); results: "
                   + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
                   + f"; exit codes {info.get('exit')}")
+
+
+RAW_GOAL = 0.2  # issue 11: yibao ≥ 0.2 × the raw pipe
+P99_GOAL = (1000.0, 0.050)  # issue 11: p99 ≤ 50 ms at 1,000 settlements/s offered
+
+
+def summary(console: Console, rows: dict[str, Row], info: dict, extras: dict) -> None:
+    """The figures issue 11's goals are stated in, together."""
+    def rate(key: str) -> float:
+        return rows[key].rate if key in rows else float("nan")
+
+    def num(v: float, fmt: str = ",.0f") -> str:
+        return "—" if math.isnan(v) else f"{v:{fmt}}"
+
+    def mark(ok: bool, measured: bool = True) -> str:
+        return "" if not measured else "[green]MET[/green]" if ok else "[red]NOT MET[/red]"
+
+    raw, one, two = rate("raw"), rate("yibao"), rate("yibao-2")
+    table = Table(title="summary (issue 11)", title_justify="left")
+    for col in ("figure", "measured", "goal"):
+        table.add_column(col, justify="right" if col == "measured" else "left")
+    table.add_row("raw aiokafka pipe (1), events/s", num(raw), "")
+    table.add_row("yibao, 1 worker (3), settlements/s", num(one), "")
+    table.add_row("3 ÷ 1 (yibao ÷ raw pipe)", num(one / raw, ".3f"),
+                  f"≥ {RAW_GOAL}: " + mark(one / raw >= RAW_GOAL, not math.isnan(one / raw)))
+    table.add_row("yibao, 2 workers (3b), settlements/s", num(two), "")
+    table.add_row("3b ÷ 3 (2 workers ÷ 1)", num(two / one, ".2f"), "")
+    for lat in info.get("latency", []):
+        goal = ""
+        if lat["rate"] == P99_GOAL[0]:
+            goal = f"p99 ≤ {P99_GOAL[1] * 1000:.0f} ms: " + mark(lat["p99"] <= P99_GOAL[1])
+        table.add_row(f"p50 / p99 at {lat['rate']:,.0f}/s offered",
+                      f"{lat['p50'] * 1000:,.0f} / {lat['p99'] * 1000:,.0f} ms", goal)
+    found = extras.get("search")
+    if found:
+        table.add_row(f"highest offered rate with p99 < {found['limit'] * 1000:.0f} ms",
+                      f"{found['best']:,.0f}/s" if found["best"] else f"none (from {found['steps'][0]['rate']:,.0f}/s)"
+                      if found["steps"] else "—", f"stopped: {found['stop']}")
+    bulk = extras.get("bulk")
+    if bulk:
+        table.add_row(f"worker VmRSS after {bulk['settled']:,} settlements", f"{bulk['rss']:,.0f} MiB",
+                      f"population loaded: {bulk['base']:,.0f} MiB")
+        table.add_row("retained bytes per settlement", f"{bulk['bytes_per']:,.0f}", "")
+    console.print(table)
 
 
 ARCHIVE_GOAL = 0.10  # the issue: archiving must not slow settlement by more than 10 %
@@ -1247,6 +1400,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-rate", type=float, default=None, metavar="R", help="a single paced point: --latency-rates R")
     ap.add_argument("--latency-seconds", type=float, default=10.0,
                     help="length of each paced point (default 10; 0 skips them)")
+    ap.add_argument("--search-rates", type=float, nargs="+", default=[100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+                    metavar="R", help="offered rates of the p99 search, tried from the lowest up (default 100 250 500 "
+                                      "1000 1500 2000 3000 4000 6000)")
+    ap.add_argument("--search-seconds", type=float, default=3.0,
+                    help="length of each paced run of the p99 search (default 3; 0 skips the search)")
+    ap.add_argument("--p99-limit-ms", type=float, default=100.0,
+                    help="the p99 search looks for the highest rate whose p99 stays under this (default 100)")
+    ap.add_argument("--rss-settlements", type=int, default=100_000,
+                    help="an untimed bulk phase brings the one-worker run's worker to this many settlements in all, "
+                         "then its VmRSS is read (default 100000; 0 skips)")
     ap.add_argument("--quix-python", default=None,
                     help="interpreter with quix-streams for the quix peer (default: this one if it has quixstreams, "
                          "else $YIBAO_BENCH_QUIX_PYTHON)")
@@ -1256,9 +1419,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="the yibao worker's --log-level (default warning, as `yibao run`)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the yibao worker, e.g. YIBAO_BATCH_SIZE=2000 (repeatable)")
-    ap.add_argument("--archive-rounds", type=int, default=2,
+    ap.add_argument("--archive-rounds", type=int, default=1,
                     help="rounds of the archive pair, alternating yibao and yibao-archive (AB, BA, ...); the best run "
-                         "of each is reported (default 2)")
+                         "of each is reported (default 1)")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive", "yibao-2"))
     ap.add_argument("--keep-logs", action="store_true", help="keep the broker and process logs (printed path)")
@@ -1277,11 +1440,15 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="yibao-streaming-bench-"))
     t_build = time.perf_counter()
     pop = population(args.seed, args.people)
-    # outpatient settlements, in this order: the warm-up's (one per partition), the timed, each paced point's
+    # outpatient settlements, in this order: the warm-up's (one per partition), the timed, each paced point's, and
+    # the spare for the p99 search and the bulk phase: as many as the search could use, or as the bulk phase needs
+    # to bring the worker to --rss-settlements (family payments count), whichever is more
     paced_sizes = [int(r * args.latency_seconds) for r in args.latency_rates] if args.latency_seconds > 0 else []
     n_paced = sum(paced_sizes)
     n_head = PARTITIONS + args.events + n_paced
-    work = outpatient(args.seed, pop, n_head)
+    n_search = sum(int(r * args.search_seconds) for r in args.search_rates) if args.search_seconds > 0 else 0
+    n_spare = 0 if "yibao" in args.skip else max(n_search, args.rss_settlements - n_head - args.family, 0)
+    work = outpatient(args.seed, pop, n_head + n_spare)
     path = workdir / "events.jsonl"
     fam, fam_setup = family(args.seed, pop, args.family) if args.family else (None, [])
     path.write_bytes(b"".join(line + b"\n" for line in pop.setup + work.lines + fam_setup + (fam.lines if fam else [])))
@@ -1299,14 +1466,16 @@ def main(argv: list[str] | None = None) -> None:
     for rate, n in zip(args.latency_rates, paced_sizes):
         paced.append((rate, rest[at:at + n]))
         at += n
-    plan = YibaoWork(pop_lines, warm, rest[:args.events], fam_binds, fam_lines, paced)
+    plan = YibaoWork(pop_lines, warm, rest[:args.events], fam_binds, fam_lines, paced, rest[at:])
     t_build = time.perf_counter() - t_build
     import aiokafka
     import faust
     console.print(f"yibao streaming bench · python {platform.python_version()} · faust {faust.__version__} · "
                   f"aiokafka {aiokafka.__version__} · {os.cpu_count()} cores · seed {args.seed}")
     console.print(f"workload: {len(pop_lines):,} reference events ({len(pop.people):,} people), "
-                  f"{args.events:,} timed + {n_paced:,} paced outpatient settlements, "
+                  f"{args.events:,} timed + {n_paced:,} paced"
+                  + (f" + {len(plan.spare):,} more (p99 search, bulk phase)" if plan.spare else "")
+                  + " outpatient settlements, "
                   f"{sum(len(o.value) for o in settlements) / len(settlements):,.0f} bytes each on average, "
                   f"sha256 {work.fingerprint()} (built in {t_build:.1f}s)")
 
