@@ -1,7 +1,8 @@
 """Streaming benchmark: events/s of yibao end to end on Kafka, beside its peers, on ONE embedded broker.
 
-    python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rate R]
-                              [--latency-seconds T] [--py-spy DIR] [--skip NAME ...]
+    python bench/streaming.py [--events N] [--family N] [--seed S] [--fast-repeat K] [--latency-rates R ...]
+                              [--latency-seconds T] [--search-rates R ...] [--search-seconds T]
+                              [--p99-limit-ms L] [--rss-settlements N] [--py-spy DIR] [--skip NAME ...]
                               [--quix-python PY] [--worker-log-level L] [--worker-env K=V ...]
                               [--archive-rounds K]
 
@@ -24,19 +25,66 @@ topic names are fixed, gets a fresh broker of the same build for each of its run
           inf_refmsgid). Then --family family-drawing purchases (users bound to 1-3 authorizers, their
           bindings sent untimed with the population, so ledger groups have moved and most of these
           are forwarded from the user's home partition to the group's), timed the same way in the
-          same worker. Then a paced run at --latency-rate events/s gives request->result latency
-          per msgid (produce call -> result read), and the worker's RSS is read from /proc.
+          same worker. Then paced runs, one per rate of --latency-rates (default 1,000 and 2,500
+          events/s; --latency-rate R is short for a single one), each --latency-seconds long and
+          started once the worker is idle (results are written before their settlements' clearing
+          entries are settled, so after a burst the worker goes on working for a while), give
+          request->result latency per msgid (produce call -> result read), and the worker's RSS is
+          read from /proc. The outpatient settlements are one seeded stream (bench/workload.py) cut
+          in order: warm-up, timed, each paced point's, then the spare for the phases below; its
+          dates spread over the whole stream, so the timed ones fall early in the year.
+          The plain run (the last round's) then goes on, untimed, with what comes after everything
+          it measures (so the archive pair's comparison is unchanged):
+            the p99 search: paced runs (each on an idle worker, as above) of --search-seconds
+            (default 3) at rising --search-rates (100, 250, 500, 1000, 1500, 2000, 3000, 4000,
+            6000/s) until p99 reaches --p99-limit-ms (100), the worker falls behind (its answers,
+            first to last, come at under 90 % of the rate offered) or the bench cannot offer the
+            rate; the highest rate that met the limit is reported (measured after the paced points,
+            on a worker and a broker that have taken their bursts and hold their logs);
+            the bulk phase: settlements sent as fast as the worker takes them (5,000 at a time, each
+            produced while the one before is settled, so no backlog bloats the worker's buffers)
+            until the worker has settled --rss-settlements (default 100,000) in all (warm-up, timed,
+            family, paced, search and bulk); then its VmRSS, and the bytes it retains per
+            settlement: (VmRSS - VmRSS with the population loaded) / settlements.
   yibao-archive  the same yibao run with YIBAO_ARCHIVE_DIR set (a folder in the bench's temp dir):
           the worker starts its archiver process (streams/archiver.py), which writes every record of
           every topic to Avro files as the run goes. yibao and yibao-archive alternate for
-          --archive-rounds rounds (AB, BA, ...; default 2), the best run of each is reported, and
+          --archive-rounds rounds (AB, BA, ...; default 1: it was 2 before the paced point at 2,500/s,
+          the p99 search, the bulk phase and yibao-2 made the bench longer; 2 or more show the
+          ratios per round too), the best run of each is reported, and
           the archive pair's ratios (archived ÷ plain: throughput, family drawing, latency p50/p99,
           RSS) are printed against the issue's goal that archiving slow settlement by at most 10 %;
           the archiver's CPU (its own process; also per settlement, beside the worker's, which
           machine noise moves less than wall time) and RSS are shown apart, and the archive is
           checked with `connectors.archive.verify` after the run.
+  yibao-2 two yibao workers in one consumer group: the same command, app id and environment
+          (YIBAO_PARTITIONS=4), started together on a fresh broker after the one-worker runs, settling
+          the same timed settlements (the family, paced and untimed phases are left out). Timing
+          starts only once the group is ready, checked at each step: the broker reports it Stable
+          with both members (DescribeGroups; this broker leaves each member's assignment out of its
+          answer, so who owns what cannot be read there); the first reference event of each of the
+          4 partitions is answered; each worker's CPU (/proc) over the population load shows it took
+          part (every worker routes its partitions' commands and applies the reference data on its
+          ledger partitions; one that owns nothing stays near idle: under a quarter of the busiest
+          worker's CPU fails the run); one settlement per ledger partition (the first of each in the
+          stream: persons whose home is that partition) is answered; and the group is still Stable
+          with the same members. After the timed run the same members must still be there, and
+          every timed msgid must have exactly one result, with infcode 0 (read back from
+          settle.results; checked for the one-worker runs too). With two producers on a partition
+          this broker can make a batch readable after a later one, which a live consumer then
+          never gets: the bench's reader fetches such gaps again (see Reader). Reported: events/s
+          of 2 workers and 2 ÷ 1, each worker's CPU, the broker's, the bench's and the whole
+          machine's (/proc/stat), and worker CPU per settlement: on 2 cores shared with the broker
+          and the bench, a second worker gets only the CPU the rest left idle, which those columns
+          show.
 
-The paced run also splits each request's latency into hops from record timestamps (request sent ->
+At the end, a summary table holds the figures issue 11's goals are stated in (yibao ≥ 0.2 × the raw
+pipe; p99 ≤ 50 ms at 1,000 settlements/s offered): raw pipe events/s, yibao with one worker and its
+ratio to the raw pipe, with two workers and 2 ÷ 1, p50/p99 at each paced rate, the highest rate
+whose p99 stayed under the limit, and the worker's VmRSS after the bulk phase with the bytes per
+settlement.
+
+Each paced point also splits each request's latency into hops from record timestamps (request sent ->
 its ledger.ops record sent by the router -> its result sent by the ledger -> read here). On this
 broker a fetch that finds no new data is held for about half its max wait even when data arrives
 meanwhile (measured: aiokafka fetch_max_wait_ms=500 gives up to ~250 ms delivery delay, 1500 up to
@@ -44,11 +92,14 @@ meanwhile (measured: aiokafka fetch_max_wait_ms=500 gives up to ~250 ms delivery
 bench's own reader waits 10 ms, so it adds little.
 
 Every pipeline answers a warm-up message before anything is timed, so group joins (and Faust's
-start-up) are shown in their own column and never timed. The bench process produces the timed
-events (sends not awaited per message, one flush) while it reads the output, for every pipeline
-alike: on this 2-core machine the bench, the broker and the pipeline share the cores, and the CPU
-columns say who used them. The peers forward the event bytes unchanged; yibao settles them (decode,
-validate, route, ledger, encode, plus clearing entries): the peers are baselines doing no such work.
+start-up) are shown in their own column and never timed; yibao's warm-up (one worker or two) is the
+group Stable with every worker and the first reference event of each partition answered, and one
+settlement per partition is answered after the population, before the timed run. The bench process
+produces the timed events (sends not awaited per message, one flush) while it reads the output, for
+every pipeline alike: on this 2-core machine the bench, the broker and the pipeline share the cores,
+and the CPU columns say who used them. The peers forward the event bytes unchanged; yibao settles
+them (decode, validate, route, ledger, encode, plus clearing entries): the peers are baselines doing
+no such work.
 Nothing here asserts a timing. Ctrl-C or an error stops every process the bench started and the broker.
 """
 from __future__ import annotations
@@ -70,7 +121,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +136,7 @@ from rich.table import Table  # noqa: E402
 from bench.workload import family, outpatient, population  # noqa: E402
 from connectors.broker import EmbeddedBroker  # noqa: E402
 from connectors.client import COMMANDS, JSON_HEADERS, REQUESTS, RESULTS, Outgoing, read_events  # noqa: E402
+from streams.routing import home  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 PEERS = ROOT / "bench" / "streaming_peers.py"
@@ -183,6 +235,15 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process), from /proc/stat."""
+    try:
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK  # all but idle and iowait
+
+
 def self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -242,11 +303,32 @@ async def op_stamps(bootstrap: str, topic: str = "ledger.ops") -> dict[str, int]
     return out
 
 
+def holes(first: int, offsets: list[int], end: int) -> list[tuple[int, int]]:
+    """The offset ranges [a, b) of first..end-1 that are not in `offsets` (ascending)."""
+    out, at = [], first
+    for o in offsets:
+        if o > at:
+            out.append((at, o))
+        at = max(at, o + 1)
+    if end > at:
+        out.append((at, end))
+    return out
+
+
 class Reader:
     """Reads a topic from its beginning in the background: how many records, when the last one came,
     and (track=True) when each result's inf_refmsgid was first seen. fetch_max_wait_ms is small
     because the embedded broker does not answer a waiting fetch when data arrives: it lets it run
-    out (measured: delivery delay up to about half the wait), which would add to every latency."""
+    out (measured: delivery delay up to about half the wait), which would add to every latency.
+
+    On this broker a batch can become readable after a later batch of the same partition when two
+    producers write to it at once (the two-worker run: both workers write settle.results), and a
+    consumer already past it never gets it (seen: 10 results of one batch, in a run of 20,000
+    settlements; a fresh consumer read them). So every gap in the offsets a partition delivers is
+    fetched again by a second consumer until it is read (`refetched` counts those records); a gap
+    still unread after GAP_GIVE_UP seconds is given up (`lost`)."""
+
+    GAP_GIVE_UP = 60.0
 
     def __init__(self, bootstrap: str, topic: str, track: bool = False) -> None:
         self.bootstrap, self.topic, self.track = bootstrap, topic, track
@@ -254,14 +336,22 @@ class Reader:
         self.last = 0.0
         self.seen: dict[str, float] = {}  # msgid -> perf_counter() when read
         self.stamps: dict[str, int] = {}  # msgid -> the result record's timestamp (ms, set by its producer)
-        self._task: asyncio.Task | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self.next: dict[int, int] = {}  # partition -> the offset after the last record delivered
+        self.gaps: list[tuple[int, int, int, float]] = []  # (partition, first, end, since) the consumer went past
+        self.refetched = 0
+        self.lost = 0
+        self._tasks: list[asyncio.Task] = []
+        self._consumers: list[AIOKafkaConsumer] = []
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=10, max_partition_fetch_bytes=8 << 20,
+                             fetch_max_bytes=64 << 20)
+        self._consumers.append(c)
+        return c
 
     async def start(self) -> "Reader":
-        self._consumer = c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                              enable_auto_commit=False, auto_offset_reset="earliest",
-                                              fetch_max_wait_ms=10, max_partition_fetch_bytes=8 << 20,
-                                              fetch_max_bytes=64 << 20)
+        c = self._consumer()
         await c.start()
         parts: set[int] = set()
         for _ in range(50):
@@ -275,48 +365,81 @@ class Reader:
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._run())
+        self.next = {tp.partition: offset for tp, offset in (await c.beginning_offsets(tps)).items()}
+        filler = self._consumer()
+        await filler.start()
+        self._tasks = [asyncio.create_task(self._run(c)), asyncio.create_task(self._fill(filler))]
         return self
 
-    async def _run(self) -> None:
-        c = self._consumer
+    def _take(self, records: list, now: float) -> None:
+        self.count += len(records)
+        self.last = now
+        if self.track:
+            seen = self.seen
+            stamps = self.stamps
+            for r in records:
+                ref = _refmsgid(r.value)
+                if ref is not None and ref not in seen:
+                    seen[ref] = now
+                    stamps[ref] = r.timestamp
+
+    async def _run(self, c: AIOKafkaConsumer) -> None:
         while True:
             batches = await c.getmany(timeout_ms=100, max_records=20_000)
-            if not batches:
-                continue
             now = time.perf_counter()
-            n = 0
-            for records in batches.values():
-                n += len(records)
-                if self.track:
-                    seen = self.seen
-                    stamps = self.stamps
-                    for r in records:
-                        ref = _refmsgid(r.value)
-                        if ref is not None and ref not in seen:
-                            seen[ref] = now
-                            stamps[ref] = r.timestamp
-            self.count += n
-            self.last = now
+            for tp, records in batches.items():
+                if not records:
+                    continue
+                first, last = self.next.get(tp.partition, 0), records[-1].offset
+                if last - first + 1 != len(records):  # offsets went past some records
+                    self.gaps += [(tp.partition, a, b, time.monotonic())
+                                  for a, b in holes(first, [r.offset for r in records], last + 1)]
+                self.next[tp.partition] = last + 1
+                self._take(records, now)
 
-    async def until(self, done, timeout: float, proc: subprocess.Popen | None = None, what: str = "") -> None:
+    async def _fill(self, c: AIOKafkaConsumer) -> None:
+        """Read the gaps again, oldest first, until each is read or given up."""
+        while True:
+            if not self.gaps:
+                await asyncio.sleep(0.01)
+                continue
+            partition, first, end, since = self.gaps.pop(0)
+            tp = TopicPartition(self.topic, partition)
+            c.assign([tp])
+            c.seek(tp, first)
+            got = [r for r in (await c.getmany(tp, timeout_ms=100, max_records=20_000)).get(tp, [])
+                   if first <= r.offset < end]
+            if got:
+                self.refetched += len(got)
+                self._take(got, time.perf_counter())
+            left = holes(first, [r.offset for r in got], end)
+            if time.monotonic() - since > self.GAP_GIVE_UP:
+                self.lost += sum(b - a for a, b in left)
+            else:
+                self.gaps += [(partition, a, b, since) for a, b in left]
+                if not got:
+                    await asyncio.sleep(0.01)  # not readable yet
+
+    async def until(self, done, timeout: float, procs: list[subprocess.Popen] = (), what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while not done():
-            if self._task.done():
-                self._task.result()  # raises what stopped the reader
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{what}: the pipeline process exited with {proc.returncode}")
+            for task in self._tasks:
+                if task.done():
+                    task.result()  # raises what stopped the reader
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{what}: the pipeline process {proc.pid} exited with {proc.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: not done within {timeout:.0f}s")
             await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+                await task
+        for c in self._consumers:
+            await c.stop()
 
 
 def all_seen(want: list[str], seen: dict) -> Callable[[], bool]:
@@ -369,26 +492,32 @@ class Row:
 
 
 class Window:
-    """CPU used by the pipeline, the broker and the bench (and `others`: name -> pid, e.g. the archiver
-    the yibao worker started) between `start()` and `stop()`."""
+    """CPU used by the pipeline's processes (`pids`: row.cpu is their sum, row.extra["cpus"] each one's), the
+    broker and the bench (and `others`: name -> pid, e.g. the archiver the yibao worker started) between
+    `start()` and `stop()`; the busiest threads of the first pipeline process, and how busy the whole machine was
+    (row.extra["machine_cpu"], every process on it)."""
 
-    def __init__(self, pid: int, broker_pid: int | None, others: dict[str, int] | None = None) -> None:
-        self.pid, self.broker_pid, self.others = pid, broker_pid, others or {}
+    def __init__(self, pids: list[int], broker_pid: int | None, others: dict[str, int] | None = None) -> None:
+        self.pids, self.broker_pid, self.others = pids, broker_pid, others or {}
+
+    def _now(self) -> list[float]:
+        return [cpu_seconds(pid) for pid in self.pids] + [machine_cpu(), cpu_seconds(self.broker_pid), self_cpu()]
 
     def start(self) -> None:
         self.t = time.perf_counter()
-        self.c = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
-        self.threads = thread_cpu(self.pid)
+        self.c = self._now()
+        self.threads = thread_cpu(self.pids[0])
         self.o = {name: cpu_seconds(pid) for name, pid in self.others.items()}
 
     def stop(self, row: Row, end: float | None = None) -> None:
         wall = (end or time.perf_counter()) - self.t
-        now = (cpu_seconds(self.pid), cpu_seconds(self.broker_pid), self_cpu())
-        row.cpu, row.broker_cpu, row.bench_cpu = ((b - a) / wall for a, b in zip(self.c, now))
+        *cpus, machine, row.broker_cpu, row.bench_cpu = ((b - a) / wall for a, b in zip(self.c, self._now()))
+        row.cpu, row.extra["cpus"], row.extra["machine_cpu"] = sum(cpus), cpus, machine
         row.extra["others_cpu"] = {name: (cpu_seconds(pid) - self.o[name]) / wall for name, pid in self.others.items()}
-        threads = thread_cpu(self.pid)
+        main = self.pids[0]
+        threads = thread_cpu(main)
         # busiest threads first; the main thread's id is the pid
-        row.extra["threads"] = sorted((((tid == self.pid), (s - self.threads.get(tid, 0.0)) / wall)
+        row.extra["threads"] = sorted((((tid == main), (s - self.threads.get(tid, 0.0)) / wall)
                                        for tid, s in threads.items()), key=lambda x: -x[1])[:3]
 
 
@@ -418,15 +547,15 @@ class Bench:
             proc = self.procs.start(slug, [python, str(PEERS), mode, "--bootstrap", self.bootstrap, "--src", src,
                                            "--dst", dst, "--group", slug, *flags])
             await produce_all(p, [(src, b"warm-up", records[0][1])])
-            await reader.until(lambda: reader.count >= 1, JOIN_TIMEOUT, proc, f"{name} warm-up")
+            await reader.until(lambda: reader.count >= 1, JOIN_TIMEOUT, [proc], f"{name} warm-up")
             row.ready_s = time.perf_counter() - started
             self.say(f"{name}: answered its warm-up after {row.ready_s:.1f}s; timing {len(records):,} events")
-            window = Window(proc.pid, self.broker.pid)
+            window = Window([proc.pid], self.broker.pid)
             target = 1 + len(records)
             window.start()
             t0 = time.perf_counter()
             await produce_all(p, [(src, k, v) for k, v in records])
-            await reader.until(lambda: reader.count >= target, DRAIN_TIMEOUT, proc, name)
+            await reader.until(lambda: reader.count >= target, DRAIN_TIMEOUT, [proc], name)
             row.timed_s = reader.last - t0
             window.stop(row, reader.last)
             row.rss_mib = memory_mib(proc.pid)[0]
@@ -445,151 +574,112 @@ class Bench:
             if proc is not None:
                 Procs.stop(proc)
 
-    async def yibao(self, pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
-                    fam_binds: list[Outgoing], fam: list[Outgoing], title: str = "yibao settlement end to end",
-                    tag: str = "yibao", extra_env: dict[str, str] | None = None) -> tuple[Row, dict]:
-        """One yibao worker through the whole sequence; `extra_env` on top of --worker-env (the archive
-        pair sets YIBAO_ARCHIVE_DIR here). Expects a broker without the service's topics."""
+    async def yibao(self, work: "YibaoWork", title: str = "yibao settlement end to end", tag: str = "yibao",
+                    extra_env: dict[str, str] | None = None, workers: int = 1, extras: bool = False) -> tuple[Row, dict]:
+        """yibao through the whole sequence: `workers` worker processes in one consumer group, each phase of
+        `work` that is not empty (family, paced points), and with `extras` the p99 search and the bulk phase.
+        `extra_env` on top of --worker-env (the archive pair sets YIBAO_ARCHIVE_DIR here). Expects a broker
+        without the service's topics."""
         args = self.args
-        row = Row(title, len(timed))
-        info: dict = {}
-        await ensure_topics(self.bootstrap, PARTITIONS)  # the service's own topics, created as it would
-        reader = await Reader(self.bootstrap, RESULTS, track=True).start()
-        p = await producer(self.bootstrap, linger_ms=5)
-        paced_p = await producer(self.bootstrap, linger_ms=0)
-        name = info["worker_log"] = f"{tag}-worker-{self.run_id}"
-        proc = None
+        row = Row(title, len(work.timed))
+        info: dict = {"workers": workers}
+        run = YibaoRun(self, tag, workers, extra_env, info)
         spy = None
+        notes: list[str] = []
         try:
+            await run.connect()
             started = time.perf_counter()
-            env = {"YIBAO_PARTITIONS": str(PARTITIONS), **dict(kv.split("=", 1) for kv in args.worker_env),
-                   **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
-            proc = self.procs.start(name, [sys.executable, "-m", "streams.cli", "run", "--log-level",
-                                           args.worker_log_level], env=env)
-            info["pid"] = proc.pid
-            seen = reader.seen
+            run.launch()
+            info["worker_log"], info["pid"], info["pids"] = run.names[0], run.pids[0], run.pids
 
-            # warm-up: the first reference event, alone
-            first = pop_lines[0]
-            await produce_all(p, [(first.topic, first.key, first.value)], JSON_HEADERS)
-            await reader.until(lambda: first.msgid in seen, JOIN_TIMEOUT, proc, "yibao warm-up")
+            info["members"] = await run.warm_up(work.pop_lines)
             row.ready_s = time.perf_counter() - started
-            others = {}  # the archiver the worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
-            for child in children(proc.pid):
-                if "archive" in cmdline(child):
-                    others["archiver"] = info["archiver_pid"] = child
-            # the rest of the population, awaited before any settlement (as `yibao send` does)
-            t = time.perf_counter()
-            await produce_all(p, [(o.topic, o.key, o.value) for o in pop_lines[1:]], JSON_HEADERS)
-            want = [o.msgid for o in pop_lines]
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao population")
-            info["population"] = (len(pop_lines), max(seen[m] for m in want) - t)
-            info["rss_stages"] = {"population loaded": memory_mib(proc.pid)[0]}
-            if fam_binds:  # family bindings, untimed: they move ledger groups between partitions
-                t = time.perf_counter()
-                await produce_all(p, [(o.topic, o.key, o.value) for o in fam_binds], JSON_HEADERS)
-                want = [o.msgid for o in fam_binds]
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family bindings")
-                info["family_binds"] = (len(fam_binds), max(seen[m] for m in want) - t)
-            self.say(f"yibao: answered its warm-up after {row.ready_s:.1f}s; population of {len(pop_lines):,} "
-                     f"reference events answered in {info['population'][1]:.1f}s; timing {len(timed):,} settlements")
+            for pid in run.pids:  # the archiver a worker started (YIBAO_ARCHIVE_DIR): its CPU is counted apart
+                for child in children(pid):
+                    if "archive" in cmdline(child):
+                        run.others["archiver"] = info["archiver_pid"] = child
+            await run.load(work)
+            self.say(f"{run.label}: answered its warm-up after {row.ready_s:.1f}s; population of {len(work.pop_lines):,} "
+                     f"reference events answered in {info['population'][1]:.1f}s"
+                     + (f" (worker CPU {', '.join(f'{c:.1f}' for c in info['population_cpu'])} s)" if workers > 1 else "")
+                     + f"; timing {len(work.timed):,} settlements")
 
             # throughput
-            if args.py_spy:
-                spy = self._py_spy(proc.pid, tag)
+            if args.py_spy and workers == 1:
+                spy = self._py_spy(run.pids[0], tag)
                 info["py_spy_file"] = f"{tag}-worker.txt"
-            window = Window(proc.pid, self.broker.pid, others)
-            want = [o.msgid for o in timed]
-            window.start()
-            t0 = time.perf_counter()
-            queued = await produce_all(p, [(o.topic, o.key, o.value) for o in timed], JSON_HEADERS)
-            info["produce_s"] = queued - t0
-            await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao settlements")
-            t1 = max(seen[m] for m in want)
-            row.timed_s = t1 - t0
-            window.stop(row, t1)
-            info["rss_stages"][f"+{len(timed):,} settled"] = memory_mib(proc.pid)[0]
+            info["produce_s"] = await run.timed(work.timed, row, "yibao settlements")
+            info["rss_stages"][f"+{len(work.timed):,} settled"] = run.rss()
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
                 info["py_spy"] = spy.returncode
+            if await run.stable_group() != info["members"]:
+                notes.append("the consumer group changed during the timed run")
 
             # family drawing, right after the plain run: purchases by users bound to authorizers, most of
             # them forwarded from their home partition to their group's
-            if fam:
-                fam_row = Row("yibao family drawing end to end", len(fam))
-                fam_window = Window(proc.pid, self.broker.pid, others)
-                want = [o.msgid for o in fam]
-                fam_window.start()
-                t0 = time.perf_counter()
-                await produce_all(p, [(o.topic, o.key, o.value) for o in fam], JSON_HEADERS)
-                await reader.until(all_seen(want, seen), DRAIN_TIMEOUT, proc, "yibao family payments")
-                t1 = max(seen[m] for m in want)
-                fam_row.timed_s = t1 - t0
-                fam_window.stop(fam_row, t1)
-                info["family"] = fam_row
+            if work.fam:
+                info["family"] = fam_row = Row("yibao family drawing end to end", len(work.fam))
+                await run.timed(work.fam, fam_row, "yibao family payments")
 
-            # latency at a fixed offered rate
-            if paced:
-                rate = args.latency_rate
-                sent_at: dict[str, float] = {}
-                lat_window = Window(proc.pid, self.broker.pid, others)
-                lat_window.start()
-                start = time.perf_counter()
-                i = 0
-                while i < len(paced):
-                    due = min(len(paced), int((time.perf_counter() - start) * rate) + 1)
-                    while i < due:
-                        o = paced[i]
-                        sent_at[o.msgid] = time.perf_counter()
-                        await paced_p.send(o.topic, o.value, key=o.key, headers=JSON_HEADERS)
-                        i += 1
-                    await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                offered = time.perf_counter() - start
-                await paced_p.flush()
-                await reader.until(all_seen(list(sent_at), seen), DRAIN_TIMEOUT, proc, "yibao paced run")
-                lat = sorted(seen[m] - t for m, t in sent_at.items())
-                lat_row = Row("paced")
-                lat_window.stop(lat_row)
-                served = max(seen[m] for m in sent_at) - start
-                info["latency"] = {
-                    "n": len(lat), "offered_rate": len(lat) / offered, "served_rate": len(lat) / served,
-                    "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": lat_row.cpu,
-                    "others_cpu": lat_row.extra["others_cpu"],
-                }
-                # where the time goes, from record timestamps (clients stamp records when they send them)
+            # latency at fixed offered rates, then where the time went, from record timestamps
+            if work.paced:
+                sent = []
+                for rate, records in work.paced:
+                    stats, sent_at = await run.paced(rate, records, f"yibao paced run at {rate:,.0f}/s")
+                    sent.append((stats, sent_at))
                 ops = await op_stamps(self.bootstrap)
-                hops: dict[str, list[float]] = {"router": [], "ledger": [], "read": []}
-                for m, t in sent_at.items():
-                    if m in ops and m in reader.stamps:
-                        hops["router"].append(ops[m] / 1000 - (t + WALL))
-                        hops["ledger"].append((reader.stamps[m] - ops[m]) / 1000)
-                        hops["read"].append(seen[m] + WALL - reader.stamps[m] / 1000)
-                info["hops"] = {k: (pct(sorted(v), 50), pct(sorted(v), 99)) for k, v in hops.items() if v}
-            row.rss_mib, info["hwm_mib"] = memory_mib(proc.pid)
+                for stats, sent_at in sent:
+                    stats["hops"] = hops(sent_at, ops, run.reader)
+                info["latency"] = [stats for stats, _ in sent]
+            row.rss_mib, info["hwm_mib"] = run.memory()
+            row.extra["rss_each"] = [memory_mib(pid)[0] for pid in run.pids]
             if "archiver_pid" in info:
                 info["archiver_rss_mib"], info["archiver_hwm_mib"] = memory_mib(info["archiver_pid"])
-            if paced:
-                info["rss_stages"][f"+{len(paced):,} paced"] = row.rss_mib
-            # what the results were (a sanity check that real settlements ran, not rejects)
-            info["outcomes"] = await outcomes(self.bootstrap, reader)
+            if work.paced:
+                info["rss_stages"][f"+{sum(len(r) for _, r in work.paced):,} paced"] = row.rss_mib
+            if extras:
+                await self._extras(run, work, info)
+            # what the results were (a sanity check that real settlements ran, not rejects), and whether
+            # each timed settlement was answered once, with infcode 0
+            info["refetched"], info["lost"] = run.reader.refetched, run.reader.lost
+            info["outcomes"] = out = await outcomes(self.bootstrap, run.reader)
+            info["timed_check"] = out.check([o.msgid for o in work.timed])
+            if info["timed_check"]:
+                notes.append(f"timed settlements: {info['timed_check']}")
+            row.note = "; ".join(notes)
             return row, info
         except Exception as e:
-            row.note = f"failed: {e}"
-            if proc is not None:
+            row.note = "; ".join(notes + [f"failed: {e}"])
+            for name in run.names[:len(run.procs)]:
                 tail = self.procs.log(name).strip().splitlines()[-8:]
-                self.say(f"[red]yibao failed[/red]: {e}\n  " + "\n  ".join(tail))
+                self.say(f"[red]{run.label} failed[/red] ({name}): {e}\n  " + "\n  ".join(tail))
             return row, info
         finally:
             if spy is not None:
                 Procs.stop(spy, signal.SIGINT, timeout=60)
-            await p.stop()
-            await paced_p.stop()
-            await reader.stop()
-            if proc is not None:
-                info["exit"] = Procs.stop(proc, timeout=60)
-                log = self.procs.log(name)
-                info["log_counts"] = Counter(level for line in log.splitlines()  # Faust's "[...] [pid] [LEVEL] ..."
-                                             for level in ("WARNING", "ERROR", "CRITICAL") if f"[{level}]" in line)
+            await run.close()
+
+    async def _extras(self, run: "YibaoRun", work: "YibaoWork", info: dict) -> None:
+        """After the paced points: the search for the highest offered rate whose p99 stays under --p99-limit-ms,
+        then the untimed bulk phase that brings the worker to --rss-settlements settlements, and its VmRSS."""
+        args = self.args
+        used = 0
+        if args.search_seconds > 0 and args.search_rates:
+            info["search"] = found = await run.search(args.search_rates, args.search_seconds, args.p99_limit_ms / 1000,
+                                                      work.spare)
+            used = found["used"]
+            info["rss_stages"][f"+{used:,} searched"] = run.rss()
+        if args.rss_settlements > 0:
+            bulk = work.spare[used:used + max(0, args.rss_settlements - run.settled)]
+            self.say(f"{run.label}: bulk phase, {len(bulk):,} settlements (untimed) to bring the worker to "
+                     f"{run.settled + len(bulk):,}")
+            took = await run.bulk(bulk)
+            rss = run.rss()
+            info["rss_stages"][f"+{len(bulk):,} bulk"] = rss
+            base = info["rss_stages"]["population loaded"]
+            info["bulk"] = {"n": len(bulk), "s": took, "settled": run.settled, "rss": rss, "base": base,
+                            "bytes_per": (rss - base) * 2**20 / run.settled}
 
     def _py_spy(self, pid: int, tag: str = "yibao") -> subprocess.Popen | None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -602,13 +692,309 @@ class Bench:
                                            "--format", "raw", "-o", str(out / f"{tag}-worker.txt")])
 
 
-async def outcomes(bootstrap: str, reader: Reader) -> Counter:
-    """infcode / error-code counts over every result read on settle.results (the reader's topic)."""
+@dataclass
+class YibaoWork:
+    """What a yibao run sends, cut in `main` from one seeded workload (bench/workload.py), in this order."""
+    pop_lines: list[Outgoing]  # reference events (insured.commands), loaded untimed
+    warm: list[Outgoing]  # one settlement per ledger partition (the first of each), answered before timing
+    timed: list[Outgoing]
+    fam_binds: list[Outgoing] = field(default_factory=list)  # family bindings, untimed
+    fam: list[Outgoing] = field(default_factory=list)  # family-drawing payments, timed
+    paced: list[tuple[float, list[Outgoing]]] = field(default_factory=list)  # (offered events/s, settlements)
+    spare: list[Outgoing] = field(default_factory=list)  # for the p99 search, then the bulk phase
+
+
+def first_per_partition(records: list[Outgoing]) -> list[Outgoing]:
+    """The first record of each partition, in their order: the partition is the producer's default
+    partitioner's (murmur2 of the key, as `streams.routing.home`); records without a key are passed over."""
+    first: dict[int, int] = {}
+    for i, o in enumerate(records):
+        if o.key is not None:
+            first.setdefault(home(o.key.decode(), PARTITIONS), i)
+            if len(first) == PARTITIONS:
+                break
+    return [records[i] for i in sorted(first.values())]
+
+
+async def group_state(admin: AIOKafkaAdminClient, group: str) -> tuple[str, list[str]]:
+    """The consumer group's state and member ids, from DescribeGroups (this broker leaves each member's
+    assignment out of its answer, so who owns which partition cannot be read here)."""
+    for response in await admin.describe_consumer_groups([group]):
+        for error, group_id, state, *_, members in (g[:6] for g in response.groups):
+            if group_id == group:
+                return (state if not error else f"error {error}"), sorted(m[0] for m in members)
+    return "unknown", []
+
+
+def hops(sent_at: dict[str, float], ops: dict[str, int], reader: "Reader") -> dict[str, tuple[float, float]]:
+    """p50 and p99 of each hop of the paced requests, from record timestamps (clients stamp records when they
+    send them): request sent -> its ledger.ops record sent by the router -> its result sent -> read here."""
+    out: dict[str, list[float]] = {"router": [], "ledger": [], "read": []}
+    seen, stamps = reader.seen, reader.stamps
+    for m, t in sent_at.items():
+        if m in ops and m in stamps:
+            out["router"].append(ops[m] / 1000 - (t + WALL))
+            out["ledger"].append((stamps[m] - ops[m]) / 1000)
+            out["read"].append(seen[m] + WALL - stamps[m] / 1000)
+    return {k: (pct(sorted(v), 50), pct(sorted(v), 99)) for k, v in out.items() if v}
+
+
+class YibaoRun:
+    """A yibao run's worker processes on the bench's broker (one, or several in one consumer group, all started
+    with the same environment), the reader of settle.results and the bench's two producers (batched, and
+    unbatched for the paced sends). Each phase sends its records and waits for all their results."""
+
+    def __init__(self, bench: "Bench", tag: str, workers: int, extra_env: dict[str, str] | None, info: dict) -> None:
+        self.bench, self.info = bench, info
+        self.env = {"YIBAO_PARTITIONS": str(PARTITIONS), **dict(kv.split("=", 1) for kv in bench.args.worker_env),
+                    **(extra_env or {}), "KAFKA_BOOTSTRAP_SERVERS": bench.bootstrap}
+        self.group = dict(os.environ, **self.env).get("YIBAO_APP_ID") or "yibao"  # the app id is the group id
+        self.label = "yibao" if workers == 1 else f"yibao, {workers} workers"
+        self.names = ([f"{tag}-worker-{bench.run_id}"] if workers == 1 else
+                      [f"{tag}-worker{i}-{bench.run_id}" for i in range(1, workers + 1)])
+        self.procs: list[subprocess.Popen] = []
+        self.others: dict[str, int] = {}  # name -> pid of other processes whose CPU is counted apart
+        self.reader: Reader | None = None
+        self.p = self.paced_p = None
+        self.first: list[Outgoing] = []  # the warm-up's reference events
+        self.settled = 0  # settlements sent to the workers and answered
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def rss(self) -> float:
+        """VmRSS of the workers together, MiB."""
+        return sum(memory_mib(pid)[0] for pid in self.pids)
+
+    def memory(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) of the workers together, MiB."""
+        got = [memory_mib(pid) for pid in self.pids]
+        return sum(r for r, _ in got), sum(h for _, h in got)
+
+    async def connect(self) -> None:
+        bootstrap = self.bench.bootstrap
+        await ensure_topics(bootstrap, PARTITIONS)  # the service's own topics, created as it would
+        self.reader = await Reader(bootstrap, RESULTS, track=True).start()
+        self.p = await producer(bootstrap, linger_ms=5)
+        self.paced_p = await producer(bootstrap, linger_ms=0)
+
+    def launch(self) -> None:
+        cmd = [sys.executable, "-m", "streams.cli", "run", "--log-level", self.bench.args.worker_log_level]
+        self.procs = [self.bench.procs.start(name, cmd, env=self.env) for name in self.names]
+
+    async def until(self, msgids: list[str], what: str, timeout: float = DRAIN_TIMEOUT) -> float:
+        """Wait for the result of each msgid; when the last of them was read."""
+        seen = self.reader.seen
+        await self.reader.until(all_seen(msgids, seen), timeout, self.procs, what)
+        return max(seen[m] for m in msgids)
+
+    async def send(self, records: list[Outgoing], what: str, timeout: float = DRAIN_TIMEOUT) -> tuple[float, float]:
+        """Produce the records (sends not awaited per message, one flush) and wait for their results: when the
+        last send was queued, and when the last result was read."""
+        queued = await produce_all(self.p, [(o.topic, o.key, o.value) for o in records], JSON_HEADERS)
+        return queued, await self.until([o.msgid for o in records], what, timeout)
+
+    async def stable_group(self) -> list[str]:
+        """Wait until the broker reports the group Stable with every worker of the run in it: the member ids."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bench.bootstrap)
+        await admin.start()
+        try:
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while True:
+                try:
+                    state, members = await group_state(admin, self.group)
+                except Exception as e:  # noqa: BLE001 - e.g. no coordinator yet: asked again
+                    state, members = f"not described ({type(e).__name__})", []
+                if state == "Stable" and len(members) == len(self.procs):
+                    return members
+                for proc in self.procs:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"worker {proc.pid} exited with {proc.returncode} before the group was stable")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"consumer group {self.group}: {state} with {len(members)} of "
+                                       f"{len(self.procs)} workers after {JOIN_TIMEOUT:.0f}s")
+                await asyncio.sleep(0.25)
+        finally:
+            await admin.close()
+
+    async def warm_up(self, pop_lines: list[Outgoing]) -> list[str]:
+        """Every worker in the group, the group Stable (no join or leave pending), then the first reference
+        event of each partition answered (each partition's owner consumes); the group's member ids."""
+        members = await self.stable_group()
+        self.first = first_per_partition(pop_lines)
+        await self.send(self.first, "yibao warm-up", JOIN_TIMEOUT)
+        return members
+
+    async def load(self, work: YibaoWork) -> None:
+        """Untimed: the population (its results awaited before anything else, as `yibao send` does), the family
+        bindings if the run has family payments, then one settlement per ledger partition (persons whose home
+        is each partition), and the group Stable with the same members as at the warm-up."""
+        info = self.info
+        cpu = [cpu_seconds(pid) for pid in self.pids]
+        first = {o.msgid for o in self.first}
+        t = time.perf_counter()
+        _, last = await self.send([o for o in work.pop_lines if o.msgid not in first], "yibao population")
+        info["population"] = (len(work.pop_lines), last - t)
+        # each worker's part in it: every worker routes the commands of its partitions and applies the reference
+        # data on its ledger partitions, so one that owns nothing stays near idle
+        info["population_cpu"] = used = [cpu_seconds(pid) - c for pid, c in zip(self.pids, cpu)]
+        idle = [i + 1 for i, c in enumerate(used) if c < 0.25 * max(used)]
+        if idle:
+            raise RuntimeError(f"worker {', '.join(map(str, idle))} took no part in the population load "
+                               f"(CPU seconds {', '.join(f'{c:.2f}' for c in used)})")
+        info["rss_stages"] = {"population loaded": self.rss()}
+        if work.fam and work.fam_binds:  # family bindings, untimed: they move ledger groups between partitions
+            t = time.perf_counter()
+            _, last = await self.send(work.fam_binds, "yibao family bindings")
+            info["family_binds"] = (len(work.fam_binds), last - t)
+        await self.send(work.warm, "yibao warm-up settlements")
+        self.settled += len(work.warm)
+        if await self.stable_group() != info["members"]:
+            raise RuntimeError("the consumer group changed after the warm-up")
+
+    async def timed(self, records: list[Outgoing], row: Row, what: str) -> float:
+        """Records sent at once, timed from the first produce to the last result read: row.timed_s and the CPU
+        columns; returns how long the bench took to queue them."""
+        window = Window(self.pids, self.bench.broker.pid, self.others)
+        window.start()
+        t0 = time.perf_counter()
+        queued, t1 = await self.send(records, what)
+        row.timed_s = t1 - t0
+        window.stop(row, t1)
+        self.settled += len(records)
+        return queued - t0
+
+    async def quiet(self, below: float = 0.15, timeout: float = 60.0) -> float:
+        """Wait until every worker is idle (under `below` cores over half a second; an idle worker uses about
+        0.05): a result is written before the clearing entries of its settlement are settled, so after a burst
+        a worker goes on working for a while. The seconds waited."""
+        t = time.perf_counter()
+        while time.perf_counter() - t < timeout:
+            before = [cpu_seconds(pid) for pid in self.pids]
+            await asyncio.sleep(0.5)
+            if all(cpu_seconds(pid) - c < below * 0.5 for pid, c in zip(self.pids, before)):
+                break
+        return time.perf_counter() - t
+
+    async def paced(self, rate: float, records: list[Outgoing], what: str) -> tuple[dict, dict[str, float]]:
+        """Records sent at a fixed offered rate, one at a time, once the workers are idle: latency per msgid
+        (produce call -> result read); the figures, and when each msgid was sent."""
+        seen = self.reader.seen
+        waited = await self.quiet()
+        p = self.paced_p
+        sent_at: dict[str, float] = {}
+        row = Row("paced")
+        window = Window(self.pids, self.bench.broker.pid, self.others)
+        window.start()
+        start = time.perf_counter()
+        i = 0
+        while i < len(records):
+            due = min(len(records), int((time.perf_counter() - start) * rate) + 1)
+            while i < due:
+                o = records[i]
+                sent_at[o.msgid] = time.perf_counter()
+                await p.send(o.topic, o.value, key=o.key, headers=JSON_HEADERS)
+                i += 1
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        offered = time.perf_counter() - start
+        await p.flush()
+        last = await self.until(list(sent_at), what)
+        window.stop(row)
+        self.settled += len(records)
+        lat = sorted(seen[m] - t for m, t in sent_at.items())
+        span = last - min(seen[m] for m in sent_at)  # first answer to last: as long as the sends if the worker keeps up
+        return {"rate": rate, "n": len(lat), "offered_rate": len(lat) / offered, "served_rate": len(lat) / (last - start),
+                "answer_rate": (len(lat) - 1) / span if span > 0 else float("nan"),
+                "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "max": lat[-1], "cpu": row.cpu,
+                "others_cpu": row.extra["others_cpu"], "waited": waited}, sent_at
+
+    async def search(self, rates: list[float], seconds: float, limit: float, pool: list[Outgoing]) -> dict:
+        """Short paced runs at rising offered rates, until the bench cannot offer the rate (under 90 % of it),
+        p99 reaches `limit` (seconds), or the workers fall behind (answers, from the first to the last, came at
+        under 90 % of the rate offered: over a short run the tail of the last answers would weigh on the
+        answered rate from the first send)."""
+        steps, used, best, stop = [], 0, None, ""
+        for rate in sorted(rates):
+            n = int(rate * seconds)
+            if used + n > len(pool):
+                stop = f"no settlements left for {rate:,.0f}/s (--rss-settlements sizes the pool)"
+                break
+            stats, _ = await self.paced(rate, pool[used:used + n], f"p99 search at {rate:,.0f}/s")
+            used += n
+            steps.append(stats)
+            self.bench.say(f"{self.label}: p99 search at {rate:,.0f}/s offered: p50 {stats['p50'] * 1000:.0f} ms, "
+                           f"p99 {stats['p99'] * 1000:.0f} ms, answered at {stats['answer_rate']:,.0f}/s")
+            if stats["offered_rate"] < 0.9 * rate:
+                stop = f"the bench offered only {stats['offered_rate']:,.0f}/s of {rate:,.0f}/s"
+            elif stats["p99"] >= limit:
+                stop = f"p99 {stats['p99'] * 1000:.0f} ms at {rate:,.0f}/s"
+            elif stats["answer_rate"] < 0.9 * stats["offered_rate"]:
+                stop = f"the worker fell behind at {rate:,.0f}/s (answered at {stats['answer_rate']:,.0f}/s)"
+            if stop:
+                break
+            best = rate
+        return {"steps": steps, "used": used, "best": best, "stop": stop or "every rate met it", "limit": limit,
+                "seconds": seconds}
+
+    async def bulk(self, records: list[Outgoing], chunk: int = 5000) -> float:
+        """Records sent as fast as the workers take them: each chunk is produced while the one before is being
+        settled (the backlog stays under two chunks), then every result awaited; the seconds it took."""
+        t = time.perf_counter()
+        pending: list[str] = []
+        for i in range(0, len(records), chunk):
+            part = records[i:i + chunk]
+            await produce_all(self.p, [(o.topic, o.key, o.value) for o in part], JSON_HEADERS)
+            if pending:
+                await self.until(pending, "yibao bulk phase")
+            pending = [o.msgid for o in part]
+        if pending:
+            await self.until(pending, "yibao bulk phase")
+        self.settled += len(records)
+        return time.perf_counter() - t
+
+    async def close(self) -> None:
+        """Stop the producers, the reader and the workers (all at once); exit codes and log-line counts."""
+        for client in (self.p, self.paced_p, self.reader):
+            if client is not None:
+                await client.stop()
+        if not self.procs:
+            return
+        codes = await asyncio.gather(*(asyncio.to_thread(Procs.stop, proc, timeout=60) for proc in self.procs))
+        self.info["exit"] = ", ".join(str(c) for c in codes)
+        self.info["log_counts"] = counts = Counter()
+        for name in self.names:
+            counts.update(level for line in self.bench.procs.log(name).splitlines()  # JSON lines, or Faust's text
+                          for level in ("WARNING", "ERROR", "CRITICAL")
+                          if f'"level": "{level}"' in line or f"[{level}]" in line)
+
+
+@dataclass
+class Outcomes:
+    """What the results on settle.results said: counts by outcome, and which requests had more than one
+    result or a result with an infcode other than 0."""
+    counts: Counter = field(default_factory=Counter)  # "ok" or the error code -> results
+    repeated: Counter = field(default_factory=Counter)  # inf_refmsgid -> results beyond its first
+    refused: set = field(default_factory=set)  # inf_refmsgids with a result whose infcode is not 0
+
+    def check(self, msgids: list[str]) -> str:
+        """'' when each of `msgids` (all answered: the bench waited for them) had exactly one result, with
+        infcode 0; else what was wrong."""
+        twice = sum(1 for m in msgids if m in self.repeated)
+        refused = sum(1 for m in msgids if m in self.refused)
+        return ", ".join(([f"{twice:,} answered more than once"] if twice else [])
+                         + ([f"{refused:,} not answered with infcode 0"] if refused else []))
+
+
+async def outcomes(bootstrap: str, reader: Reader) -> Outcomes:
+    """infcode / error-code counts over every result read on settle.results (the reader's topic), and the
+    requests answered more than once or refused."""
     import json
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=10)
     await consumer.start()
-    counts: Counter = Counter()
+    out = Outcomes()
+    counts, answered = out.counts, set()
     try:
         tps = [TopicPartition(RESULTS, p) for p in sorted(consumer.partitions_for_topic(RESULTS) or [])]
         consumer.assign(tps)
@@ -620,10 +1006,17 @@ async def outcomes(bootstrap: str, reader: Reader) -> Counter:
                 for r in records:
                     n += 1
                     doc = json.loads(r.value)
-                    counts["ok" if doc.get("infcode") == 0 else (doc.get("err_msg") or "?").split(":")[0]] += 1
+                    ok = doc.get("infcode") == 0
+                    counts["ok" if ok else (doc.get("err_msg") or "?").split(":")[0]] += 1
+                    ref = doc.get("inf_refmsgid")
+                    if ref in answered:
+                        out.repeated[ref] += 1
+                    answered.add(ref)
+                    if not ok:
+                        out.refused.add(ref)
     finally:
         await consumer.stop()
-    return counts
+    return out
 
 
 def pct(sorted_values: list[float], p: float) -> float:
@@ -644,15 +1037,11 @@ def quix_python(explicit: str | None) -> str | None:
     return env or None
 
 
-async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, workdir: Path,
-              pop_lines: list[Outgoing], settlements: list[Outgoing], fam_binds: list[Outgoing],
-              fam: list[Outgoing]) -> None:
+async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, workdir: Path, work: YibaoWork) -> None:
     bench = Bench(args, console, broker, procs, workdir)
-    timed, paced = settlements[:args.events], settlements[args.events:]
-    peer_records = [(o.key, o.value) for o in timed]
+    peer_records = [(o.key, o.value) for o in work.timed]
     fast_records = peer_records * args.fast_repeat
     rows: dict[str, Row] = {}
-    info: dict = {}
     skip = set(args.skip)
     if "raw" not in skip:
         rows["raw"] = await bench.peer("raw aiokafka pipe", "raw", fast_records, sys.executable)
@@ -669,28 +1058,35 @@ async def run(args, console: Console, broker: EmbeddedBroker, procs: Procs, work
         else:
             rows["quix"] = await bench.peer("quix-streams pass-through", "quix", fast_records, qpy)
     # yibao, and yibao with its archiver (the archive pair), alternating: each run on a fresh broker, since
-    # the service's topic names are fixed and a worker would otherwise start on the previous run's logs
+    # the service's topic names are fixed and a worker would otherwise start on the previous run's logs. The
+    # plain variant's last run goes on with the p99 search and the bulk phase (they come after everything it
+    # measures, so they change nothing in the pair's comparison).
     variants = [v for v in ("yibao", "yibao-archive") if v not in skip]
     runs: dict[str, list[tuple[Row, dict]]] = {v: [] for v in variants}
     rounds = max(1, args.archive_rounds) if len(variants) == 2 else 1
     for r in range(rounds):
         for v in (variants if r % 2 == 0 else variants[::-1]):
-            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds,
-                                           pop_lines, timed, paced, fam_binds, fam))
+            runs[v].append(await yibao_run(args, console, procs, workdir, v, r, rounds, work,
+                                           extras=v == "yibao" and r == rounds - 1))
+    # two workers in one consumer group, on the same timed settlements (the one-worker sequence's phases
+    # after the timed run are left out)
+    if "yibao-2" not in skip:
+        runs["yibao-2"] = [await yibao_run(args, console, procs, workdir, "yibao-2", 0, 1,
+                                           replace(work, fam_binds=[], fam=[], paced=[]), workers=2)]
+    infos: dict[str, dict] = {}
     for v, got in runs.items():
-        rows[v], found = best_run(got)
-        if v == "yibao":
-            info = found
-    report(console, args, rows, info, runs)
+        rows[v], infos[v] = best_run(got)
+    extras = next((i for _, i in runs.get("yibao", []) if "search" in i or "bulk" in i), {})
+    report(console, args, rows, infos, runs, extras)
 
 
 YIBAO_TITLES = {"yibao": "yibao settlement end to end",
-                "yibao-archive": "yibao settlement end to end, archived (YIBAO_ARCHIVE_DIR)"}
+                "yibao-archive": "yibao settlement end to end, archived (YIBAO_ARCHIVE_DIR)",
+                "yibao-2": "yibao settlement end to end, 2 workers in one group"}
 
 
 async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant: str, r: int, rounds: int,
-                    pop_lines: list[Outgoing], timed: list[Outgoing], paced: list[Outgoing],
-                    fam_binds: list[Outgoing], fam: list[Outgoing]) -> tuple[Row, dict]:
+                    work: YibaoWork, workers: int = 1, extras: bool = False) -> tuple[Row, dict]:
     """One yibao run on a broker of its own; with the archive (variant yibao-archive), the archive is
     verified after the worker (and with it the archiver) has stopped."""
     label = f"{variant}-{r + 1}"
@@ -703,16 +1099,21 @@ async def yibao_run(args, console: Console, procs: Procs, workdir: Path, variant
         extra = {}
         if variant == "yibao-archive":
             extra["YIBAO_ARCHIVE_DIR"] = str(workdir / f"archive-{label}")
-        bench.say(f"{variant}, round {r + 1} of {rounds}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
-                  + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else ""))
-        row, info = await bench.yibao(pop_lines, timed, paced, fam_binds, fam, YIBAO_TITLES[variant], label, extra)
+        name = f"{variant}, round {r + 1}" if rounds > 1 else variant
+        bench.say(f"{name}{f' of {rounds}' if rounds > 1 else ''}: a fresh broker (pid {broker.pid} on {broker.bootstrap})"
+                  + (f", archive in {extra['YIBAO_ARCHIVE_DIR']}" if extra else "")
+                  + (f", {workers} workers" if workers > 1 else ""))
+        row, info = await bench.yibao(work, YIBAO_TITLES[variant], label, extra, workers, extras)
         if extra:
             if "archiver_pid" not in info and not row.note:
                 row.note = "no archiver process found"
             info["archive"] = archive_summary(Path(extra["YIBAO_ARCHIVE_DIR"]), procs.log(info["worker_log"]))
-        bench.say(f"{variant}, round {r + 1}: {row.rate:,.0f} settlements/s"
-                  + (f", p50 {info['latency']['p50'] * 1000:.0f} ms, p99 {info['latency']['p99'] * 1000:.0f} ms"
-                     if "latency" in info else "") + f", worker RSS {row.rss_mib:,.0f} MiB"
+        rss = row.extra.get("rss_each", [])
+        bench.say(f"{name}: {row.rate:,.0f} settlements/s"
+                  + "".join(f", p50 {lat['p50'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms at {lat['rate']:,.0f}/s"
+                            for lat in info.get("latency", []))
+                  + (f", worker RSS {row.rss_mib:,.0f} MiB" if len(rss) < 2 else
+                     f", workers' RSS {' + '.join(f'{m:,.0f}' for m in rss)} MiB")
                   + (f" [red]({row.note})[/red]" if row.note else ""))
         return row, info
     finally:
@@ -743,15 +1144,19 @@ def archive_summary(root: Path, worker_log: str) -> dict:
     return out
 
 
-def report(console: Console, args, rows: dict[str, Row], info: dict,
-           runs: dict[str, list[tuple[Row, dict]]] | None = None) -> None:
+def report(console: Console, args, rows: dict[str, Row], infos: dict[str, dict],
+           runs: dict[str, list[tuple[Row, dict]]] | None = None, extras: dict | None = None) -> None:
+    """`infos`: the reported (best) run's info per yibao variant; `extras`: the info of the run that did the p99
+    search and the bulk phase (the plain variant's last)."""
+    info, extras = infos.get("yibao", {}), extras or {}
     table = Table(title=f"streaming · embedded broker (the peers share one; each yibao run gets a fresh one) · "
                         f"{PARTITIONS} partitions · seed {args.seed}",
                   title_justify="left")
     for col in ("#", "pipeline", "events", "ready after (untimed)", "timed", "events/s", "pipeline CPU",
                 "broker CPU", "bench CPU", "RSS MiB"):
         table.add_column(col, justify="left" if col in ("#", "pipeline") else "right")
-    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3", "yibao-archive": "3a"}
+    numbers = {"raw": "1", "faust": "2", "faust-default": "2'", "quix": "4", "yibao": "3", "yibao-archive": "3a",
+               "yibao-2": "3b"}
     for key, row in rows.items():
         ok = not math.isnan(row.timed_s)
         table.add_row(numbers[key], row.name + (f" [red]({row.note})[/red]" if row.note else ""),
@@ -761,7 +1166,8 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
                       f"{row.bench_cpu:.2f}" if ok else "—", f"{row.rss_mib:,.0f}" if not math.isnan(row.rss_mib) else "—")
     console.print(table)
     console.print("[dim]CPU columns: cores used during the timed window (1.00 = one core busy); "
-                  "the machine has " f"{os.cpu_count()}.[/dim]")
+                  "the machine has " f"{os.cpu_count()}. With 2 workers (3b), pipeline CPU and RSS are "
+                  "both workers' together.[/dim]")
 
     def rate(key: str) -> float:
         return rows[key].rate if key in rows else float("nan")
@@ -769,7 +1175,7 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
     y = rate("yibao")
     ratios = [("3 ÷ 1 (yibao ÷ raw pipe)", y / rate("raw")), ("3 ÷ 2 (yibao ÷ faust ledger, batch 1)", y / rate("faust")),
               ("3 ÷ 2' (yibao ÷ faust ledger, default)", y / rate("faust-default")),
-              ("3 ÷ 4 (yibao ÷ quix-streams)", y / rate("quix"))]
+              ("3 ÷ 4 (yibao ÷ quix-streams)", y / rate("quix")), ("3b ÷ 3 (2 workers ÷ 1)", rate("yibao-2") / y)]
     console.print("ratios: " + " · ".join(f"{k} [bold]{v:.2f}[/bold]" for k, v in ratios if not math.isnan(v)))
 
     def verdict(got: float, need: float, label: str) -> str:
@@ -791,18 +1197,26 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
             console.print(f"yibao family drawing: [bold]{fam.rate:,.0f}[/bold] payments/s ({fam.events:,} in "
                           f"{fam.timed_s:.2f}s, worker CPU {fam.cpu:.2f} cores), [bold]{fam.rate / y:.2f}×[/bold] plain "
                           f"settlement in the same run; its {n:,} bindings (untimed) answered in {s:.1f}s")
-        lat = info.get("latency")
-        if lat:
-            console.print(f"yibao latency at {args.latency_rate:,.0f} events/s offered ({lat['n']:,} settlements, "
+        for lat in info.get("latency", []):
+            console.print(f"yibao latency at {lat['rate']:,.0f} events/s offered ({lat['n']:,} settlements, "
                           f"sent at {lat['offered_rate']:,.0f}/s, answered at {lat['served_rate']:,.0f}/s): "
                           f"p50 [bold]{lat['p50'] * 1000:.0f} ms[/bold] · "
                           f"p90 {lat['p90'] * 1000:.0f} ms · p99 [bold]{lat['p99'] * 1000:.0f} ms[/bold] · "
-                          f"max {lat['max'] * 1000:.0f} ms · worker CPU {lat['cpu']:.2f} cores")
-            if info.get("hops"):
+                          f"max {lat['max'] * 1000:.0f} ms · worker CPU {lat['cpu']:.2f} cores · started once the "
+                          f"worker was idle, {lat['waited']:.1f}s after the phase before")
+            if lat.get("hops"):
                 names = {"router": "request sent → its ledger.ops record sent (router)",
                          "ledger": "→ result sent (ledger)", "read": "→ result read by the bench"}
                 console.print("  p50 / p99 per hop, from record timestamps: " + " · ".join(
-                    f"{names[k]} {a * 1000:.0f} / {b * 1000:.0f} ms" for k, (a, b) in info["hops"].items()))
+                    f"{names[k]} {a * 1000:.0f} / {b * 1000:.0f} ms" for k, (a, b) in lat["hops"].items()))
+        found = extras.get("search")
+        if found:
+            console.print(f"yibao p99 search ({found['seconds']:g}s paced runs at rising rates, until p99 ≥ "
+                          f"{found['limit'] * 1000:.0f} ms or the worker falls behind): " + " · ".join(
+                              f"{s['rate']:,.0f}/s p50 {s['p50'] * 1000:.0f} / p99 {s['p99'] * 1000:.0f} ms"
+                              for s in found["steps"])
+                          + f"; stopped: {found['stop']}; highest rate that met it: [bold]"
+                          + (f"{found['best']:,.0f}/s" if found["best"] else "none") + "[/bold]")
         threads = rows["yibao"].extra.get("threads")
         if threads:
             console.print("yibao worker threads during the timed run, cores: " + ", ".join(
@@ -812,11 +1226,18 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
                           f"[/bold], peak VmHWM {info.get('hwm_mib', float('nan')):,.0f} MiB; exit code "
                           f"{info.get('exit')} after SIGTERM; log lines: "
                           + (", ".join(f"{k} {v}" for k, v in info.get("log_counts", {}).items()) or "no warnings"))
-        if info.get("rss_stages"):
-            console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB"
-                                                                       for k, v in info["rss_stages"].items()))
+        stages = (extras or info).get("rss_stages")
+        if stages:
+            console.print("yibao worker VmRSS by stage: " + " → ".join(f"{k} {v:,.0f} MiB" for k, v in stages.items()))
+        bulk = extras.get("bulk")
+        if bulk:
+            console.print(f"yibao worker after {bulk['settled']:,} settlements (the last {bulk['n']:,} sent untimed in "
+                          f"{bulk['s']:.1f}s): VmRSS [bold]{bulk['rss']:,.0f} MiB[/bold], "
+                          f"[bold]{bulk['bytes_per']:,.0f}[/bold] bytes per settlement retained over the "
+                          f"{bulk['base']:,.0f} MiB with the population loaded")
         if info.get("outcomes"):
-            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].most_common()))
+            console.print("yibao results: " + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
+                          + "; " + timed_check(info, rows["yibao"].events))
         if args.py_spy and "py_spy" in info:
             samples = Path(args.py_spy) / info.get("py_spy_file", "yibao-worker.txt")
             console.print(f"py-spy samples of the worker during the timed run (which they slow down): {samples} "
@@ -824,11 +1245,114 @@ def report(console: Console, args, rows: dict[str, Row], info: dict,
             shares = profile_shares(samples)
             if shares:
                 console.print("worker main thread by activity: " + " · ".join(f"{k} {v:.0%}" for k, v in shares))
+    if "yibao-2" in rows:
+        two_workers_report(console, rows, infos["yibao-2"])
     if runs and runs.get("yibao-archive"):
         archive_report(console, args, runs)
+    summary(console, rows, info, extras)
+
+
+def timed_check(info: dict, n: int) -> str:
+    problem = info.get("timed_check")
+    return ((f"[red]timed settlements: {problem}[/red]" if problem else
+             f"each of the {n:,} timed settlements answered exactly once, with infcode 0")
+            + (f" (the bench's reader got {info['refetched']:,} results only by fetching again records the broker "
+               f"made readable after later ones)" if info.get("refetched") else "")
+            + (f" [red](its reader gave up on {info['lost']:,} records)[/red]" if info.get("lost") else ""))
+
+
+def two_workers_report(console: Console, rows: dict[str, Row], info: dict) -> None:
+    """Two workers ÷ one, who used the cores, and whether the two-worker run settled everything once."""
+    two, one = rows["yibao-2"], rows.get("yibao")
+    if math.isnan(two.timed_s):
+        console.print(f"yibao, 2 workers: [red]{two.note or 'not measured'}[/red]")
+        return
+    cores = os.cpu_count() or 1
+
+    def cores_used(row: Row) -> str:
+        ours = row.cpu + row.broker_cpu + row.bench_cpu
+        return (", ".join(f"worker {i} {c:.2f}" for i, c in enumerate(row.extra["cpus"], 1)) if len(row.extra["cpus"]) > 1
+                else f"worker {row.cpu:.2f}") + (f", broker {row.broker_cpu:.2f}, bench {row.bench_cpu:.2f}, other "
+                                                  f"processes {row.extra['machine_cpu'] - ours:.2f}: the machine "
+                                                  f"{row.extra['machine_cpu']:.2f} of {cores}")
+
+    def cpu_ms(row: Row) -> float:  # worker CPU per timed settlement
+        return row.cpu * row.timed_s / row.events * 1000
+
+    console.print(f"yibao, 2 workers in one consumer group (3b): [bold]{two.rate:,.0f}[/bold] settlements/s"
+                  + (f" vs one worker's {one.rate:,.0f}/s (3): 2 ÷ 1 = [bold]{two.rate / one.rate:.2f}[/bold]"
+                     if one else ""))
+    console.print(f"  cores during the timed run: 2 workers: {cores_used(two)}"
+                  + (f"; 1 worker: {cores_used(one)}" if one else "")
+                  + f"; worker CPU per settlement {cpu_ms(two):.2f} ms"
+                  + (f" (one worker {cpu_ms(one):.2f} ms)" if one else ""))
+    machine = two.extra["machine_cpu"]
+    if machine >= 0.85 * cores:
+        why = (f"the {cores} cores were full ({machine:.2f} busy): a second worker gets only what the first, the broker, "
+               f"the bench and the machine's other processes left idle, and the broker and the bench need more at a "
+               f"higher rate")
+    else:
+        why = (f"the cores were not full ({machine:.2f} of {cores} busy): the workers waited (fetches, the broker's "
+               f"delivery) more than they computed")
+    console.print(f"  what bounds 2 ÷ 1: {why}")
+    console.print(f"  checks: {timed_check(info, two.events)}; the group Stable with both workers before and after the "
+                  f"timed run" + (" [red](it changed)[/red]" if "group changed" in two.note else "")
+                  + "; each worker took part (CPU seconds in the population load: "
+                  + ", ".join(f"{c:.2f}" for c in info.get("population_cpu", [])) + "); results: "
+                  + ", ".join(f"{k} {v:,}" for k, v in info["outcomes"].counts.most_common())
+                  + f"; exit codes {info.get('exit')}")
+
+
+RAW_GOAL = 0.2  # issue 11: yibao ≥ 0.2 × the raw pipe
+P99_GOAL = (1000.0, 0.050)  # issue 11: p99 ≤ 50 ms at 1,000 settlements/s offered
+
+
+def summary(console: Console, rows: dict[str, Row], info: dict, extras: dict) -> None:
+    """The figures issue 11's goals are stated in, together."""
+    def rate(key: str) -> float:
+        return rows[key].rate if key in rows else float("nan")
+
+    def num(v: float, fmt: str = ",.0f") -> str:
+        return "—" if math.isnan(v) else f"{v:{fmt}}"
+
+    def mark(ok: bool, measured: bool = True) -> str:
+        return "" if not measured else "[green]MET[/green]" if ok else "[red]NOT MET[/red]"
+
+    raw, one, two = rate("raw"), rate("yibao"), rate("yibao-2")
+    table = Table(title="summary (issue 11)", title_justify="left")
+    for col in ("figure", "measured", "goal"):
+        table.add_column(col, justify="right" if col == "measured" else "left")
+    table.add_row("raw aiokafka pipe (1), events/s", num(raw), "")
+    table.add_row("yibao, 1 worker (3), settlements/s", num(one), "")
+    table.add_row("3 ÷ 1 (yibao ÷ raw pipe)", num(one / raw, ".3f"),
+                  f"≥ {RAW_GOAL}: " + mark(one / raw >= RAW_GOAL, not math.isnan(one / raw)))
+    table.add_row("yibao, 2 workers (3b), settlements/s", num(two), "")
+    table.add_row("3b ÷ 3 (2 workers ÷ 1)", num(two / one, ".2f"), "")
+    for lat in info.get("latency", []):
+        goal = ""
+        if lat["rate"] == P99_GOAL[0]:
+            goal = f"p99 ≤ {P99_GOAL[1] * 1000:.0f} ms: " + mark(lat["p99"] <= P99_GOAL[1])
+        table.add_row(f"p50 / p99 at {lat['rate']:,.0f}/s offered",
+                      f"{lat['p50'] * 1000:,.0f} / {lat['p99'] * 1000:,.0f} ms", goal)
+    found = extras.get("search")
+    if found:
+        table.add_row(f"highest offered rate with p99 < {found['limit'] * 1000:.0f} ms",
+                      f"{found['best']:,.0f}/s" if found["best"] else f"none (from {found['steps'][0]['rate']:,.0f}/s)"
+                      if found["steps"] else "—", f"stopped: {found['stop']}")
+    bulk = extras.get("bulk")
+    if bulk:
+        table.add_row(f"worker VmRSS after {bulk['settled']:,} settlements", f"{bulk['rss']:,.0f} MiB",
+                      f"population loaded: {bulk['base']:,.0f} MiB")
+        table.add_row("retained bytes per settlement", f"{bulk['bytes_per']:,.0f}", "")
+    console.print(table)
 
 
 ARCHIVE_GOAL = 0.10  # the issue: archiving must not slow settlement by more than 10 %
+
+
+def first_point(info: dict) -> dict:
+    """The run's first paced point (at --latency-rates' first rate), what the archive pair compares."""
+    return (info.get("latency") or [{}])[0]
 
 
 def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]]]) -> None:
@@ -850,7 +1374,7 @@ def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]
     p_row, p_info = best_run(plain)
 
     def lat(info: dict, key: str) -> float:
-        return info.get("latency", {}).get(key, float("nan"))
+        return first_point(info).get(key, float("nan"))
 
     def best(values: list[float]) -> float:
         values = [v for v in values if not math.isnan(v)]
@@ -872,14 +1396,15 @@ def archive_report(console: Console, args, runs: dict[str, list[tuple[Row, dict]
                   + f" · latency p50 [bold]{p50:.2f}[/bold] · p99 [bold]{p99:.2f}[/bold]"
                   f" · worker RSS {rss:.2f} (worker + archiver {total:.2f})")
     console.print(f"[dim]ratios above 1 mean more (events/s: better; latency, memory: worse); latency and RSS are "
-                  f"each the best of the variant's runs at {args.latency_rate:,.0f} events/s offered.[/dim]")
-    saturated = [f"{v} round {k + 1} answered {i['latency']['served_rate']:,.0f}/s"
+                  f"each the best of the variant's runs at {args.latency_rates[0]:,.0f} events/s offered (the first "
+                  f"paced point).[/dim]")
+    saturated = [f"{v} round {k + 1} answered {first_point(i)['served_rate']:,.0f}/s"
                  for v, got in (("yibao", plain), ("yibao-archive", arch)) for k, (_, i) in enumerate(got)
-                 if "latency" in i and i["latency"]["served_rate"] < 0.95 * i["latency"]["offered_rate"]]
+                 if "latency" in i and first_point(i)["served_rate"] < 0.95 * first_point(i)["offered_rate"]]
     if saturated:
-        console.print(f"[yellow]the paced run was over capacity ({', '.join(saturated)} of {args.latency_rate:,.0f}/s "
+        console.print(f"[yellow]the paced run was over capacity ({', '.join(saturated)} of {args.latency_rates[0]:,.0f}/s "
                       "offered): those latencies are queueing time, and their ratio says little about the archive; "
-                      "a lower --latency-rate measures it[/yellow]")
+                      "a lower first rate of --latency-rates measures it[/yellow]")
     # CPU per settlement, which machine noise moves less than wall time: what the archiver adds, in its own process
     worker_ms = a_row.cpu * a_row.timed_s / a_row.events * 1000
     archiver_ms = archiver_cpu * a_row.timed_s / a_row.events * 1000
@@ -942,8 +1467,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fast-repeat", type=int, default=5,
                     help="the raw pipe and quix-streams get the events this many times over, so their timed "
                          "window is seconds long too (default 5)")
-    ap.add_argument("--latency-rate", type=float, default=1000.0, help="offered events/s of the paced run (default 1000)")
-    ap.add_argument("--latency-seconds", type=float, default=10.0, help="length of the paced run (default 10; 0 skips it)")
+    ap.add_argument("--latency-rates", type=float, nargs="+", default=[1000.0, 2500.0], metavar="R",
+                    help="offered events/s of the paced points, one paced run each, in this order (default 1000 2500; "
+                         "the archive pair compares the first)")
+    ap.add_argument("--latency-rate", type=float, default=None, metavar="R", help="a single paced point: --latency-rates R")
+    ap.add_argument("--latency-seconds", type=float, default=10.0,
+                    help="length of each paced point (default 10; 0 skips them)")
+    ap.add_argument("--search-rates", type=float, nargs="+", default=[100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+                    metavar="R", help="offered rates of the p99 search, tried from the lowest up (default 100 250 500 "
+                                      "1000 1500 2000 3000 4000 6000)")
+    ap.add_argument("--search-seconds", type=float, default=3.0,
+                    help="length of each paced run of the p99 search (default 3; 0 skips the search)")
+    ap.add_argument("--p99-limit-ms", type=float, default=100.0,
+                    help="the p99 search looks for the highest rate whose p99 stays under this (default 100)")
+    ap.add_argument("--rss-settlements", type=int, default=100_000,
+                    help="an untimed bulk phase brings the one-worker run's worker to this many settlements in all, "
+                         "then its VmRSS is read (default 100000; 0 skips)")
     ap.add_argument("--quix-python", default=None,
                     help="interpreter with quix-streams for the quix peer (default: this one if it has quixstreams, "
                          "else $YIBAO_BENCH_QUIX_PYTHON)")
@@ -953,13 +1492,15 @@ def main(argv: list[str] | None = None) -> None:
                     help="the yibao worker's --log-level (default warning, as `yibao run`)")
     ap.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for the yibao worker, e.g. YIBAO_BATCH_SIZE=2000 (repeatable)")
-    ap.add_argument("--archive-rounds", type=int, default=2,
+    ap.add_argument("--archive-rounds", type=int, default=1,
                     help="rounds of the archive pair, alternating yibao and yibao-archive (AB, BA, ...); the best run "
-                         "of each is reported (default 2)")
+                         "of each is reported (default 1)")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive"))
+                    choices=("raw", "faust", "faust-default", "quix", "yibao", "yibao-archive", "yibao-2"))
     ap.add_argument("--keep-logs", action="store_true", help="keep the broker and process logs (printed path)")
     args = ap.parse_args(argv)
+    if args.latency_rate is not None:
+        args.latency_rates = [args.latency_rate]
 
     console = Console(highlight=False)
     if not console.is_terminal:
@@ -972,8 +1513,15 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="yibao-streaming-bench-"))
     t_build = time.perf_counter()
     pop = population(args.seed, args.people)
-    n_paced = int(args.latency_rate * args.latency_seconds)
-    work = outpatient(args.seed, pop, args.events + n_paced)
+    # outpatient settlements, in this order: the warm-up's (one per partition), the timed, each paced point's, and
+    # the spare for the p99 search and the bulk phase: as many as the search could use, or as the bulk phase needs
+    # to bring the worker to --rss-settlements (family payments count), whichever is more
+    paced_sizes = [int(r * args.latency_seconds) for r in args.latency_rates] if args.latency_seconds > 0 else []
+    n_paced = sum(paced_sizes)
+    n_head = PARTITIONS + args.events + n_paced
+    n_search = sum(int(r * args.search_seconds) for r in args.search_rates) if args.search_seconds > 0 else 0
+    n_spare = 0 if "yibao" in args.skip else max(n_search, args.rss_settlements - n_head - args.family, 0)
+    work = outpatient(args.seed, pop, n_head + n_spare)
     path = workdir / "events.jsonl"
     fam, fam_setup = family(args.seed, pop, args.family) if args.family else (None, [])
     path.write_bytes(b"".join(line + b"\n" for line in pop.setup + work.lines + fam_setup + (fam.lines if fam else [])))
@@ -984,13 +1532,23 @@ def main(argv: list[str] | None = None) -> None:
     pop_lines, settlements = outgoing[:n_pop], outgoing[n_pop:n_pop + n_work]
     fam_binds, fam_lines = outgoing[n_pop + n_work:n_pop + n_work + n_binds], outgoing[n_pop + n_work + n_binds:]
     assert {o.topic for o in pop_lines + fam_binds} <= {COMMANDS} and {o.topic for o in settlements + fam_lines} <= {REQUESTS}
+    warm = first_per_partition(settlements)
+    warm_ids = {o.msgid for o in warm}
+    rest = [o for o in settlements if o.msgid not in warm_ids]
+    paced, at = [], args.events
+    for rate, n in zip(args.latency_rates, paced_sizes):
+        paced.append((rate, rest[at:at + n]))
+        at += n
+    plan = YibaoWork(pop_lines, warm, rest[:args.events], fam_binds, fam_lines, paced, rest[at:])
     t_build = time.perf_counter() - t_build
     import aiokafka
     import faust
     console.print(f"yibao streaming bench · python {platform.python_version()} · faust {faust.__version__} · "
                   f"aiokafka {aiokafka.__version__} · {os.cpu_count()} cores · seed {args.seed}")
     console.print(f"workload: {len(pop_lines):,} reference events ({len(pop.people):,} people), "
-                  f"{args.events:,} timed + {n_paced:,} paced outpatient settlements, "
+                  f"{args.events:,} timed + {n_paced:,} paced"
+                  + (f" + {len(plan.spare):,} more (p99 search, bulk phase)" if plan.spare else "")
+                  + " outpatient settlements, "
                   f"{sum(len(o.value) for o in settlements) / len(settlements):,.0f} bytes each on average, "
                   f"sha256 {work.fingerprint()} (built in {t_build:.1f}s)")
 
@@ -999,7 +1557,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         broker.start()
         console.print(f"embedded broker pid {broker.pid} on {broker.bootstrap}; logs in {workdir}")
-        asyncio.run(run(args, console, broker, procs, workdir, pop_lines, settlements, fam_binds, fam_lines))
+        asyncio.run(run(args, console, broker, procs, workdir, plan))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping what the bench started[/yellow]")
         raise SystemExit(130)
