@@ -39,14 +39,12 @@ def _headers(message) -> dict[str, bytes]:
 
 
 async def _produce(app: faust.App, records: list[Record]) -> list[asyncio.Future]:
-    """Queue `records` in order; return the futures the broker's acknowledgements complete. Straight
-    to Faust's aiokafka producer, which adds each record to the open batch of its topic partition, so
-    the records of successive agent batches share produce requests. (One aiokafka batch built per
-    call and topic partition was measured slower: a partition has one request in flight, so small
-    batches queued one round trip each.)"""
-    producer = app.producer._ensure_producer()
-    futures = [await producer.send(r.topic, r.value, key=r.key, partition=r.partition, headers=r.headers)
-               for r in records]
+    """Queue `records` in order; return the futures the broker's acknowledgements complete. Each
+    record joins the open batch of its topic partition in aiokafka's producer, so the records of
+    successive agent batches share produce requests. (One aiokafka batch built per call and topic
+    partition was measured slower: the producer keeps one request in flight, so small batches
+    queued one round trip each.)"""
+    futures = [await app.producer.send(r.topic, r.key, r.value, r.partition, None, r.headers) for r in records]
     for r in records:
         if r.topic == topics.REJECTED:
             metrics.REJECTS.labels(reason_class(codec.decode_record("rejected", r.value)["reason"])).inc()
@@ -112,7 +110,7 @@ def install(app: faust.App, settings: Settings, book: PolicyBook, bootstrap: str
 
         The agent takes its events from its channel's queue itself (`batches`) rather than through
         Faust's Stream iterator, which costs a task switch, a processor call and sensor calls per
-        event: a batch is everything queued when the agent gets to run. Handling a batch runs in its
+        event: a batch is what has arrived YIBAO_BATCH_MS after its first event. Handling a batch runs in its
         own task that nothing outside can cancel; a stop waits for it and for every confirmation in
         flight. `handle` turns what one message can get wrong into records (the router
         dead-letters); anything else (a ledger bug, the broker refusing a write) aborts the process

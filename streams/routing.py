@@ -48,8 +48,8 @@ BINDINGS = ("acct_bind", "acct_unbind")
 
 class Validated:
     """Requests this process's router has validated, for its own ledger agent to take instead of
-    validating the same bytes again (each request is validated once when router and ledger share a
-    worker, as they do on one worker and usually on several).
+    validating the same bytes again: each request is validated once when its router and its ledger
+    run in one worker (always with one worker; with n, for about 1 in n requests).
 
     Nothing is trusted across processes or versions: an entry is found only by the op's source
     (topic, partition, offset), is used only when the op's body is byte for byte what was validated,

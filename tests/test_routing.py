@@ -7,7 +7,7 @@ from schemas import avro
 from schemas.serde import encode
 from streams import codec, topics
 from streams.partitions import PartitionLedgers
-from streams.routing import COORDINATOR, Source, home, route
+from streams.routing import COORDINATOR, Source, Validated, home, route
 from tests.support import BOOK, hospitals, line, person, settlement
 
 SRC = Source("settle.requests", 2, 41, 1730451600000)
@@ -209,3 +209,30 @@ def test_the_clearing_partition_answers_a_reconciliation_once_and_dead_letters_f
     [dead] = clearings.apply(0, 2, b"\x00not avro")
     assert dead.topic == topics.REJECTED
     assert "not a clearing record" in codec.decode_record("rejected", dead.value)["reason"]
+
+
+def test_the_ledger_takes_the_event_its_router_validated_only_for_the_very_bytes_validated(monkeypatch):
+    """Validated once: the op whose body is what the router validated is settled from the router's
+    event (no second validation); a body that differs at the same source offset (written by anyone
+    else) is validated again, and answered for what it says."""
+    validated = Validated(10)
+    ledgers = PartitionLedgers(BOOK, 1, validated=validated)
+    ledgers.reset(0)
+    setup = [route(encode(e), b"k", JSON, dataclasses.replace(SRC, offset=i), 1, 1_000_000, validated)[0].value
+             for i, e in enumerate([*hospitals()[:1], person("P3", balc="100")])]
+    bill = settlement([line("100")], psn_no="P3", level=1, msgid="V-1")
+    [record] = route(encode(bill), b"k", JSON, dataclasses.replace(SRC, offset=2), 1, 1_000_000, validated)
+    assert len(validated.events) == 3
+    decoded = []
+    monkeypatch.setattr(codec, "decode", lambda body, ctype, real=codec.decode: decoded.append(body) or real(body, ctype))
+    for offset, value in enumerate([*setup, record.value]):
+        ledgers.apply(0, offset, value)
+    assert decoded == [] and validated.events == {}
+
+    other = settlement([line("7")], psn_no="P3", level=1, msgid="V-2")
+    route(encode(bill | {"msgid": "V-2"}), b"k", JSON, dataclasses.replace(SRC, offset=3), 1, 1_000_000, validated)
+    op = codec.decode_record("ledger_op", record.value) | {"body": encode(other), "source_offset": 3}
+    decoded.clear()  # (the router's own validation of V-2 above)
+    [result, _] = ledgers.apply(0, 3, codec.encode_record("ledger_op", op))
+    assert decoded == [encode(other)]
+    assert json.loads(result.value)["output"]["setlinfo"]["medfee_sumamt"] == 7
